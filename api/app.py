@@ -1,0 +1,58 @@
+"""The Starlette application: JSON API, SSE stream, the queue page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from api.errors import EXCEPTION_HANDLERS
+from api.jsonresponse import json_response
+from api.openapi import OPENAPI
+from api.routes import ROUTES
+from api.runtime import Runtime
+
+UI_DIR = Path(__file__).resolve().parent.parent / "ui"
+
+
+async def index(_: Request) -> Response:
+    return FileResponse(UI_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def openapi(_: Request) -> Response:
+    return json_response(OPENAPI)
+
+
+def create_app(rt: Runtime, manage_lifecycle: bool = True) -> Starlette:
+    """``manage_lifecycle``: start the runtime when the server starts and stop
+    it when the server stops (tests that share a runtime pass False)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await run_in_threadpool(rt.start)
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await run_in_threadpool(rt.stop)
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/openapi.json", openapi),
+            *ROUTES,
+            Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    return app

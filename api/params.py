@@ -1,0 +1,77 @@
+"""Query-parameter parsing: each bad value becomes a 400 that names the parameter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from starlette.datastructures import QueryParams
+
+from api.errors import bad_request
+from projections.schema import LEVEL_NUMBERS
+
+MAX_LIMIT = 5000
+
+
+def int_param(
+    query: QueryParams, name: str, default: int | None, lo: int, hi: int | None = None
+) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, got {raw!r}", name) from None
+    if value < lo or (hi is not None and value > hi):
+        bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise bad_request(f"{name} must be {bounds}, got {value}", name)
+    return value
+
+
+def limit_param(query: QueryParams, default: int = 100) -> int:
+    value = int_param(query, "limit", default, 1, MAX_LIMIT)
+    assert value is not None
+    return value
+
+
+def level_param(query: QueryParams) -> int | None:
+    """Minimum level: ``info`` means info, warning, error and critical."""
+    raw = query.get("level")
+    if not raw:
+        return None
+    try:
+        return LEVEL_NUMBERS[raw.upper()]
+    except KeyError:
+        known = ", ".join(n.lower() for n in LEVEL_NUMBERS)
+        raise bad_request(f"unknown level {raw!r}; use one of {known}", "level") from None
+
+
+def choice_param(
+    query: QueryParams, name: str, choices: tuple[str, ...], default: str | None
+) -> str | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in choices:
+        raise bad_request(f"{name} must be one of {', '.join(choices)}; got {raw!r}", name)
+    return raw
+
+
+def time_param(query: QueryParams, name: str) -> float | None:
+    """An ISO 8601 time (``2026-11-24T10:00:00Z``) or seconds since the epoch."""
+    raw = query.get(name)
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(
+            f"{name} must be an ISO 8601 time or epoch seconds, got {raw!r}", name
+        ) from None
+    if moment.tzinfo is None:
+        raise bad_request(f"{name} needs a time zone (e.g. a trailing Z), got {raw!r}", name)
+    return moment.timestamp()

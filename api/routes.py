@@ -1,0 +1,211 @@
+"""JSON routes. Reads come from the read model and say which position they
+reflect; commands go to the aggregates. Library calls run in threads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from api.errors import ApiError, bad_request, not_found
+from api.jsonresponse import json_response
+from api.params import choice_param, int_param, level_param, limit_param, time_param
+from api.runtime import Runtime
+from domain.commands import Conflict, NotFound
+from domain.definitions import DefinitionError
+from projections.queries import JOB_STATUSES
+
+T = TypeVar("T")
+READ_YOUR_WRITE_SECONDS = 5.0
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def _command(fn: Callable[..., T], *args: Any) -> T:
+    """Run a command in a thread, mapping domain errors to API errors."""
+    try:
+        return await run_in_threadpool(fn, *args)
+    except DefinitionError as e:
+        raise ApiError(422, "invalid", str(e), e.field) from None
+    except NotFound as e:
+        raise not_found(str(e)) from None
+    except Conflict as e:
+        raise ApiError(409, "conflict", str(e)) from None
+
+
+async def _job_after(rt: Runtime, job_id: str, position: int) -> dict[str, Any]:
+    """The job as the read model has it once it includes ``position``."""
+    await rt.notifier.wait_async(position - 1, READ_YOUR_WRITE_SECONDS)
+    job = await run_in_threadpool(rt.queries.get_job, job_id)
+    if job is None:
+        raise not_found(f"no job with id {job_id!r}")
+    return job
+
+
+async def healthz(request: Request) -> Response:
+    rt = runtime(request)
+    body = {
+        "status": "ok" if rt.runner.error is None else "degraded",
+        "position": rt.notifier.position,
+        "projection_error": rt.runner.error,
+        "workers": rt.orchestrator is not None,
+    }
+    return json_response(body, 200 if rt.runner.error is None else 503)
+
+
+async def list_definitions(request: Request) -> Response:
+    registry = runtime(request).settings.registry
+    return json_response(
+        {"definitions": [d.describe() for _, d in sorted(registry.definitions.items())]}
+    )
+
+
+async def submit_job(request: Request) -> Response:
+    rt = runtime(request)
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as e:
+        raise bad_request(f"request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    unknown = sorted(set(body) - {"definition", "params"})
+    if unknown:
+        raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
+    job_id, position = await _command(
+        rt.commands.submit, body.get("definition"), body.get("params")
+    )
+    job = await _job_after(rt, job_id, position)
+    return json_response(job, 201, {"Location": f"/api/jobs/{job_id}"})
+
+
+async def list_jobs(request: Request) -> Response:
+    q = request.query_params
+    status = choice_param(q, "status", JOB_STATUSES, None)
+    limit = limit_param(q, 50)
+    before = int_param(q, "before", None, 1)
+    page = await run_in_threadpool(runtime(request).queries.list_jobs, status, limit, before)
+    return json_response(page)
+
+
+async def get_job(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    job = await run_in_threadpool(runtime(request).queries.get_job, job_id)
+    if job is None:
+        raise not_found(f"no job with id {job_id!r}")
+    return json_response(job)
+
+
+async def cancel_job(request: Request) -> Response:
+    rt = runtime(request)
+    job_id = request.path_params["job_id"]
+    position = await _command(rt.commands.cancel, job_id)
+    if rt.orchestrator is not None:
+        rt.orchestrator.cancel_local(job_id)
+    return json_response(await _job_after(rt, job_id, position), 202)
+
+
+async def retry_job(request: Request) -> Response:
+    rt = runtime(request)
+    job_id = request.path_params["job_id"]
+    position = await _command(rt.commands.retry, job_id)
+    return json_response(await _job_after(rt, job_id, position), 202)
+
+
+async def get_step(request: Request) -> Response:
+    step_job_id = request.path_params["step_job_id"]
+    step = await run_in_threadpool(runtime(request).queries.get_step, step_job_id)
+    if step is None:
+        raise not_found(f"no step with id {step_job_id!r}")
+    return json_response(step)
+
+
+async def step_logs(request: Request) -> Response:
+    q = request.query_params
+    step_job_id = request.path_params["step_job_id"]
+    after_seq = int_param(q, "after_seq", 0, 0)
+    limit = limit_param(q, 500)
+    level = level_param(q)
+    text = q.get("q") or None
+    page = await run_in_threadpool(
+        runtime(request).queries.step_logs, step_job_id, after_seq, limit, level, text
+    )
+    if page is None:
+        raise not_found(f"no step with id {step_job_id!r}")
+    return json_response(page)
+
+
+async def download_step_logs(request: Request) -> Response:
+    """The whole step log, streamed page by page: plain text or NDJSON."""
+    rt = runtime(request)
+    step_job_id = request.path_params["step_job_id"]
+    fmt = choice_param(request.query_params, "format", ("text", "ndjson"), "text")
+    step = await run_in_threadpool(rt.queries.get_step, step_job_id)
+    if step is None:
+        raise not_found(f"no step with id {step_job_id!r}")
+
+    async def body() -> AsyncIterator[bytes]:
+        after = 0
+        while True:
+            page = await run_in_threadpool(
+                rt.queries.step_logs, step_job_id, after, 5000, None, None
+            )
+            if page is None or not page["lines"]:
+                return
+            if fmt == "ndjson":
+                yield b"".join(orjson.dumps(line) + b"\n" for line in page["lines"])
+            else:
+                yield "".join(
+                    f"{x['seq']}\t{x['timestamp']}\t{x['level']}\t{x['logger']}\t{x['message']}\n"
+                    for x in page["lines"]
+                ).encode()
+            after = page["next_after_seq"]
+
+    ext = "ndjson" if fmt == "ndjson" else "log"
+    name = f"{step['name']}-attempt{step['attempt']}-{step_job_id[:8]}.{ext}"
+    media = "application/x-ndjson" if fmt == "ndjson" else "text/plain; charset=utf-8"
+    return StreamingResponse(
+        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+async def all_logs(request: Request) -> Response:
+    q = request.query_params
+    cursor = int_param(q, "cursor", None, 0)
+    order = choice_param(q, "order", ("asc", "desc"), "asc")
+    query = partial(
+        runtime(request).queries.logs,
+        job_id=q.get("job_id") or None,
+        step_job_id=q.get("step_job_id") or None,
+        step_name=q.get("step_name") or None,
+        min_level=level_param(q),
+        q=q.get("q") or None,
+        since=time_param(q, "since"),
+        until=time_param(q, "until"),
+        cursor=cursor,
+        limit=limit_param(q, 100),
+        descending=order == "desc",
+    )
+    return json_response(await run_in_threadpool(query))
+
+
+ROUTES = [
+    Route("/healthz", healthz),
+    Route("/api/definitions", list_definitions),
+    Route("/api/jobs", submit_job, methods=["POST"]),
+    Route("/api/jobs", list_jobs, methods=["GET"]),
+    Route("/api/jobs/{job_id}", get_job),
+    Route("/api/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+    Route("/api/jobs/{job_id}/retry", retry_job, methods=["POST"]),
+    Route("/api/steps/{step_job_id}", get_step),
+    Route("/api/steps/{step_job_id}/logs", step_logs),
+    Route("/api/steps/{step_job_id}/logs/download", download_step_logs),
+    Route("/api/logs", all_logs),
+]

@@ -1,0 +1,173 @@
+"""The two event-sourced aggregates: a Manager (one job run) and a StepJob (one
+attempt of one step).
+
+A log line exists only inside a ``StepJob.StepLogged`` event. The step job assigns
+every line its ``seq`` (1, 2, 3, ... within the step job), so a step's line count is
+its ``last_seq`` and ordering never depends on clocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+# Line tuples inside StepLogged events: compact lists, in this field order.
+LINE_FIELDS = ("seq", "ts", "level", "logger", "message", "fields")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+QUEUED, RUNNING = "queued", "running"
+SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
+SKIPPED, ABANDONED, PENDING = "skipped", "abandoned", "pending"
+JOB_FINAL = (SUCCEEDED, FAILED, CANCELLED)
+STEP_FINAL = (SUCCEEDED, FAILED, CANCELLED, SKIPPED, ABANDONED)
+
+
+def level_name(levelno: int) -> str:
+    """Map any numeric logging level onto one of the five counted levels."""
+    if levelno >= 50:
+        return "CRITICAL"
+    if levelno >= 40:
+        return "ERROR"
+    if levelno >= 30:
+        return "WARNING"
+    if levelno >= 20:
+        return "INFO"
+    return "DEBUG"
+
+
+class Manager(Aggregate):
+    """One run of a job definition: an ordered list of steps.
+
+    ``step_job_ids`` grows at each StepStarted, so readers know a step's id the
+    moment it starts, never only at the end of the job.
+    """
+
+    @event("ManagerSubmitted")
+    def __init__(
+        self,
+        definition: str,
+        params: dict[str, Any],
+        step_names: list[str],
+        max_attempts: int = 1,
+    ) -> None:
+        self.definition = definition
+        self.params = params
+        self.step_names = step_names
+        self.max_attempts = max_attempts
+        self.status = QUEUED
+        self.worker_id: str | None = None
+        self.step_job_ids: list[str] = []
+        self.step_status = [PENDING] * len(step_names)
+        self.step_attempts = [0] * len(step_names)
+        self.resume_from = 0
+        self.cancel_requested = False
+        self.error: str | None = None
+
+    @event("ManagerStarted")
+    def start(self, worker_id: str) -> None:
+        self.status = RUNNING
+        self.worker_id = worker_id
+
+    @event("StepStarted")
+    def step_started(self, step_job_id: str, step_name: str, step_index: int, attempt: int) -> None:
+        self.step_job_ids.append(step_job_id)
+        self.step_status[step_index] = RUNNING
+        self.step_attempts[step_index] = attempt
+
+    @event("StepFinished")
+    def step_finished(self, step_index: int, status: str) -> None:
+        self.step_status[step_index] = status
+
+    @event("CancelRequested")
+    def request_cancel(self) -> None:
+        self.cancel_requested = True
+
+    @event("ManagerCompleted")
+    def complete(self, status: str, error: str | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.step_status = [SKIPPED if s == PENDING else s for s in self.step_status]
+
+    @event("ManagerRetried")
+    def retry(self, from_index: int, reason: str) -> None:
+        """Queue the run again, keeping the steps before ``from_index``."""
+        self.status = QUEUED
+        self.error = None
+        self.cancel_requested = False
+        self.worker_id = None
+        self.resume_from = from_index
+        for i in range(from_index, len(self.step_status)):
+            self.step_status[i] = PENDING
+
+    def first_unfinished_step(self) -> int:
+        """Index of the first step that did not succeed (where a retry starts)."""
+        for i, status in enumerate(self.step_status):
+            ran_and_skipped_itself = status == SKIPPED and self.step_attempts[i] > 0
+            if status != SUCCEEDED and not ran_and_skipped_itself:
+                return i
+        return len(self.step_status)
+
+
+def step_job_id_for(manager_id: UUID | str, step_index: int, attempt: int) -> UUID:
+    """Deterministic id: two workers starting the same attempt collide on save."""
+    return uuid5(UUID(str(manager_id)), f"step:{step_index}:attempt:{attempt}")
+
+
+class StepJob(Aggregate):
+    """One attempt of one step. Its identity (manager, name, index, attempt) is
+    fixed at creation and carried by every line it logs."""
+
+    @staticmethod
+    def create_id(manager_id: str, step_index: int, attempt: int, **_: Any) -> UUID:
+        return step_job_id_for(manager_id, step_index, attempt)
+
+    @event("StepStarted")
+    def __init__(
+        self,
+        manager_id: str,
+        step_name: str,
+        step_index: int,
+        attempt: int,
+        worker_id: str,
+    ) -> None:
+        self.manager_id = manager_id
+        self.step_name = step_name
+        self.step_index = step_index
+        self.attempt = attempt
+        self.worker_id = worker_id
+        self.status = RUNNING
+        self.last_seq = 0
+        self.counts = dict.fromkeys(LEVELS, 0)
+        self.progress: dict[str, Any] = {"current": 0, "total": None, "message": ""}
+        self.error: str | None = None
+        self.traceback: str | None = None
+
+    def log(self, raw_lines: list[list[Any]]) -> None:
+        """Number raw lines ``[ts, level, logger, message, fields]`` and record them."""
+        first = self.last_seq + 1
+        lines = [[first + i, *raw] for i, raw in enumerate(raw_lines)]
+        counts: dict[str, int] = {}
+        for raw in raw_lines:
+            counts[raw[1]] = counts.get(raw[1], 0) + 1
+        self._logged(first_seq=first, last_seq=first + len(lines) - 1, lines=lines, counts=counts)
+
+    @event("StepLogged")
+    def _logged(
+        self, first_seq: int, last_seq: int, lines: list[list[Any]], counts: dict[str, int]
+    ) -> None:
+        assert first_seq == self.last_seq + 1, "lines must be consecutive"
+        self.last_seq = last_seq
+        for level, n in counts.items():
+            self.counts[level] = self.counts.get(level, 0) + n
+
+    @event("StepProgress")
+    def report_progress(self, current: float, total: float | None, message: str) -> None:
+        self.progress = {"current": current, "total": total, "message": message}
+
+    @event("StepCompleted")
+    def complete(self, status: str, error: str | None = None, traceback: str | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.traceback = traceback

@@ -1,0 +1,157 @@
+"""Commands on jobs: submit, cancel, retry, abandon.
+
+Every change to a Manager goes through :func:`update_manager`, which reloads the
+aggregate and retries on a concurrent write, so an API cancel and a worker's
+step bookkeeping never overwrite each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Recording
+
+from domain.aggregates import (
+    ABANDONED,
+    CANCELLED,
+    FAILED,
+    JOB_FINAL,
+    QUEUED,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    Manager,
+    StepJob,
+)
+from domain.definitions import Registry
+from domain.store import JobStore
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(Exception):
+    """The command does not apply to the job's current state."""
+
+
+def parse_id(raw: str, what: str) -> UUID:
+    try:
+        return UUID(raw)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"no {what} with id {raw!r}") from None
+
+
+def saved_position(recordings: Sequence[Recording[Any]]) -> int:
+    return max((r.notification.id for r in recordings), default=0)
+
+
+def get_manager(store: JobStore, job_id: str) -> Manager:
+    try:
+        manager = store.repository.get(parse_id(job_id, "job"))
+    except AggregateNotFoundError:
+        raise NotFound(f"no job with id {job_id!r}") from None
+    if not isinstance(manager, Manager):
+        raise NotFound(f"no job with id {job_id!r}")
+    return manager
+
+
+def get_step(store: JobStore, step_job_id: str) -> StepJob:
+    try:
+        step = store.repository.get(parse_id(step_job_id, "step"))
+    except AggregateNotFoundError:
+        raise NotFound(f"no step with id {step_job_id!r}") from None
+    if not isinstance(step, StepJob):
+        raise NotFound(f"no step with id {step_job_id!r}")
+    return step
+
+
+def update_manager(
+    store: JobStore,
+    job_id: str,
+    change: Callable[[Manager], Sequence[Aggregate]],
+    attempts: int = 10,
+) -> int:
+    """Apply ``change`` to a fresh Manager and save it, with whatever other
+    aggregates it returns, in one transaction; on a concurrent write, reload
+    and apply again. Returns the store position of the save (0: no change)."""
+    for _ in range(attempts):
+        manager = get_manager(store, job_id)
+        others = change(manager)
+        try:
+            return saved_position(store.save(manager, *others))
+        except IntegrityError:
+            continue
+    raise Conflict(f"job {job_id} is being changed concurrently; try again")
+
+
+class JobCommands:
+    def __init__(self, store: JobStore, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+
+    def submit(self, definition: Any, params: Any) -> tuple[str, int]:
+        """Validate everything first: a bad request writes nothing.
+        Returns the new job's id and the store position of its submission."""
+        job = self.registry.get(definition)
+        clean = job.validate_params(params)
+        manager = Manager(job.name, clean, job.step_names, job.max_attempts)
+        return str(manager.id), saved_position(self.store.save(manager))
+
+    def cancel(self, job_id: str) -> int:
+        def change(m: Manager) -> list[Aggregate]:
+            if m.status in JOB_FINAL:
+                raise Conflict(f"job {job_id} already {m.status}")
+            if m.status == QUEUED:
+                m.complete(CANCELLED, "cancelled before it started")
+            elif not m.cancel_requested:
+                m.request_cancel()
+            return []
+
+        return update_manager(self.store, job_id, change)
+
+    def retry(self, job_id: str) -> int:
+        def change(m: Manager) -> list[Aggregate]:
+            if m.status not in (FAILED, CANCELLED):
+                raise Conflict(f"only failed or cancelled jobs can be retried; job is {m.status}")
+            m.retry(m.first_unfinished_step(), "retried by user")
+            return []
+
+        return update_manager(self.store, job_id, change)
+
+    def abandon(self, job_id: str, step_job_id: str | None, reason: str) -> None:
+        """Close what a dead worker left running: its step is recorded as
+        abandoned (its lines stay, under its attempt) and the job is retried
+        from that step if attempts remain, else failed."""
+        step: StepJob | None = None
+        if step_job_id is not None:
+            step = get_step(self.store, step_job_id)
+            if step.status == RUNNING:
+                step.complete(ABANDONED, reason)
+                try:
+                    self.store.save(step)
+                except IntegrityError:
+                    return  # its worker is alive and wrote first; nothing to close
+
+        def change(m: Manager) -> list[Aggregate]:
+            if m.status != RUNNING:
+                return []
+            if step is not None:
+                m.step_finished(step.step_index, step.status)
+                if step.status in (SUCCEEDED, SKIPPED):
+                    m.retry(m.first_unfinished_step(), "worker lost after the step ended")
+                elif step.status == ABANDONED and step.attempt < m.max_attempts:
+                    m.retry(step.step_index, f"attempt {step.attempt} {reason}")
+                elif step.status == CANCELLED:
+                    m.complete(CANCELLED, f"step {step.step_name!r} cancelled")
+                else:
+                    m.complete(FAILED, f"step {step.step_name!r} {step.status}: {reason}")
+            else:
+                m.retry(m.first_unfinished_step(), reason)
+            return []
+
+        update_manager(self.store, job_id, change)

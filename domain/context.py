@@ -1,0 +1,93 @@
+"""What a running step sees: its identity, params, a logger, progress and
+cancellation.
+
+The step being run is held in a context variable, so any ``logging`` call made
+in the step's thread, in its asyncio tasks, or in threads it starts with
+:meth:`StepContext.thread` is attributed to that step and no other.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections.abc import Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from domain.steprecorder import StepRecorder
+
+current_step: contextvars.ContextVar[StepRecorder | None] = contextvars.ContextVar(
+    "steptrail_current_step", default=None
+)
+
+_LOGGING_KWARGS = ("exc_info", "stack_info", "stacklevel", "extra")
+
+
+class Cancelled(Exception):
+    """Raised inside a step by :meth:`StepContext.check_cancelled`."""
+
+
+class SkipStep(Exception):
+    """Raise (or call :meth:`StepContext.skip`) to end a step as skipped."""
+
+
+class StepLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose extra keyword arguments become the line's structured fields:
+    ``ctx.log.info("fetched %s", url, status=200)``."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        fields = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOGGING_KWARGS}
+        if fields:
+            extra = dict(kwargs.get("extra") or {})
+            extra["fields"] = {**extra.get("fields", {}), **fields}
+            kwargs["extra"] = extra
+        return msg, kwargs
+
+
+class StepContext:
+    """Handed to every step function."""
+
+    def __init__(
+        self,
+        recorder: StepRecorder,
+        definition: str,
+        params: dict[str, Any],
+        cancel_event: threading.Event,
+    ) -> None:
+        step = recorder.step
+        self.job_id = step.manager_id
+        self.step_job_id = str(step.id)
+        self.step_name = step.step_name
+        self.step_index = step.step_index
+        self.attempt = step.attempt
+        self.params = params
+        self.log = StepLogger(logging.getLogger(f"{definition}.{step.step_name}"), {})
+        self._recorder = recorder
+        self._cancel_event = cancel_event
+
+    def progress(self, current: float, total: float | None = None, message: str = "") -> None:
+        self._recorder.progress(current, total, message)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel_event.is_set() or self._recorder.lost
+
+    def check_cancelled(self) -> None:
+        if self.cancelled:
+            raise Cancelled("cancelled")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, but wake at once and raise Cancelled when the job is cancelled."""
+        self._cancel_event.wait(seconds)
+        self.check_cancelled()
+
+    def skip(self, reason: str = "") -> None:
+        raise SkipStep(reason)
+
+    def thread(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> threading.Thread:
+        """Start a thread whose log lines land in this step."""
+        context = contextvars.copy_context()
+        t = threading.Thread(target=context.run, args=(target, *args), kwargs=kwargs, daemon=True)
+        t.start()
+        return t

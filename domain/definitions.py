@@ -1,0 +1,144 @@
+"""Job definitions: a named, ordered list of step functions with typed params.
+
+A step function takes a :class:`domain.context.StepContext` and may be sync or
+async. Definitions live in a :class:`Registry`; ``--jobs`` loads more from a
+module or a file that defines them at its top level.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+StepFunction = Callable[..., Any]
+PARAM_TYPES: dict[type, str] = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+class DefinitionError(ValueError):
+    """Raised for an unknown definition or bad params; ``field`` names the culprit."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type = str
+    default: Any = None
+    help: str = ""
+
+    def coerce(self, value: Any) -> Any:
+        """Accept only values of the declared JSON type (ints are valid numbers)."""
+        ok = isinstance(value, self.type) and not (
+            self.type is not bool and isinstance(value, bool)
+        )
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not ok:
+            raise DefinitionError(
+                f"param {self.name!r} must be {PARAM_TYPES[self.type]}, got {value!r}",
+                f"params.{self.name}",
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    fn: StepFunction
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    name: str
+    steps: tuple[Step, ...]
+    params: tuple[Param, ...] = ()
+    description: str = ""
+    max_attempts: int = 1  # attempts per step when a worker dies mid-step
+
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        steps: Iterable[StepFunction | tuple[str, StepFunction]],
+        params: Iterable[Param] = (),
+        description: str = "",
+        max_attempts: int = 1,
+    ) -> JobDefinition:
+        built = tuple(Step(*s) if isinstance(s, tuple) else Step(s.__name__, s) for s in steps)
+        return cls(name, built, tuple(params), description, max_attempts)
+
+    @property
+    def step_names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+    def validate_params(self, raw: Any) -> dict[str, Any]:
+        """Return complete, typed params or raise DefinitionError naming the field."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise DefinitionError("params must be a JSON object", "params")
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise DefinitionError(
+                f"unknown param {unknown[0]!r} for {self.name!r}; known: {sorted(known)}",
+                f"params.{unknown[0]}",
+            )
+        return {
+            name: p.coerce(raw[name]) if name in raw else p.default for name, p in known.items()
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "steps": self.step_names,
+            "max_attempts": self.max_attempts,
+            "params": [
+                {"name": p.name, "type": PARAM_TYPES[p.type], "default": p.default, "help": p.help}
+                for p in self.params
+            ],
+        }
+
+
+@dataclass
+class Registry:
+    definitions: dict[str, JobDefinition] = field(default_factory=dict)
+
+    def register(self, definition: JobDefinition) -> JobDefinition:
+        self.definitions[definition.name] = definition
+        return definition
+
+    def get(self, name: Any) -> JobDefinition:
+        if not isinstance(name, str) or not name:
+            raise DefinitionError("definition must be a non-empty string", "definition")
+        try:
+            return self.definitions[name]
+        except KeyError:
+            raise DefinitionError(
+                f"unknown definition {name!r}; known: {sorted(self.definitions)}", "definition"
+            ) from None
+
+    def load(self, module_or_file: str) -> None:
+        """Import a module (``pkg.jobs``) or a file (``./jobs.py``) and register
+        every JobDefinition found at its top level."""
+        path = Path(module_or_file)
+        if path.suffix == ".py" and path.exists():
+            spec = importlib.util.spec_from_file_location(f"steptrail_jobs_{path.stem}", path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_or_file)
+        for value in vars(module).values():
+            if isinstance(value, JobDefinition):
+                self.register(value)

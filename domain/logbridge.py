@@ -1,0 +1,76 @@
+"""The bridge from Python ``logging`` to the running step.
+
+Installed once on the root logger. A record emitted while a step is current
+(see :data:`domain.context.current_step`) goes to that step's recorder and
+nowhere else; the step's console lines are printed by the recorder after the
+lines are stored. Records outside any step go to an ordinary console handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import Any, TextIO
+
+from domain.aggregates import level_name
+from domain.context import current_step
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _jsonable_fields(fields: Any) -> dict[str, Any] | None:
+    """Structured fields are stored as JSON: anything else becomes its repr."""
+    if not fields or not isinstance(fields, dict):
+        return None
+    return {str(k): v if isinstance(v, _JSON_SCALARS) else repr(v) for k, v in fields.items()}
+
+
+class StepLogHandler(logging.Handler):
+    """Sends records made inside a step to that step's recorder."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        recorder = current_step.get()
+        if recorder is None:
+            return
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            recorder.append(
+                record.created,
+                level_name(record.levelno),
+                record.name,
+                message,
+                _jsonable_fields(getattr(record, "fields", None)),
+            )
+        except Exception:
+            self.handleError(record)
+
+
+class OutsideStepsFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return current_step.get() is None
+
+
+def install(capture_level: int = logging.DEBUG, stream: TextIO | None = None) -> StepLogHandler:
+    """Route step records to steps and everything else to ``stream`` (stderr).
+
+    The root logger's level is lowered to ``capture_level`` so that plain
+    ``logging.getLogger(...).debug(...)`` calls in steps are not dropped before
+    they reach the handler; the console handler keeps INFO for the rest.
+    """
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, StepLogHandler) or getattr(h, "_steptrail_console", False):
+            root.removeHandler(h)
+    step_handler = StepLogHandler(level=capture_level)
+    console = logging.StreamHandler(stream or sys.stderr)
+    console.setLevel(logging.INFO)
+    console.addFilter(OutsideStepsFilter())
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)-8s %(name)s: %(message)s"))
+    console._steptrail_console = True  # type: ignore[attr-defined]
+    root.addHandler(step_handler)
+    root.addHandler(console)
+    root.setLevel(min(capture_level, logging.INFO))
+    return step_handler

@@ -1,0 +1,108 @@
+"""The command-side application: where Manager and StepJob events are stored.
+
+By default the event store is an SQLite file under the data directory; a
+``postgresql://`` URL puts it in PostgreSQL instead (scale-out).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Recording
+
+from domain.aggregates import StepJob
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where events and the read model live: a data directory or a PostgreSQL URL."""
+
+    data_dir: Path
+    postgres_url: str | None = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.postgres_url is not None
+
+    @property
+    def events_path(self) -> Path:
+        return self.data_dir / "events.sqlite"
+
+    @property
+    def readmodel_path(self) -> Path:
+        return self.data_dir / "readmodel.sqlite"
+
+    def postgres_params(self) -> dict[str, str]:
+        """Connection parameters parsed from the ``postgresql://`` URL."""
+        assert self.postgres_url is not None
+        url = urlparse(self.postgres_url)
+        return {
+            "host": url.hostname or "127.0.0.1",
+            "port": str(url.port or 5432),
+            "user": unquote(url.username or "postgres"),
+            "password": unquote(url.password or ""),
+            "dbname": url.path.lstrip("/") or "postgres",
+        }
+
+    def event_store_env(self) -> dict[str, str]:
+        if self.postgres_url is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.events_path),
+                "SQLITE_LOCK_TIMEOUT": "30",
+            }
+        p = self.postgres_params()
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": p["dbname"],
+            "POSTGRES_HOST": p["host"],
+            "POSTGRES_PORT": p["port"],
+            "POSTGRES_USER": p["user"],
+            "POSTGRES_PASSWORD": p["password"],
+            "POSTGRES_POOL_SIZE": "8",
+            "POSTGRES_MAX_OVERFLOW": "8",
+        }
+
+
+def parse_store(store: str | None, data_dir: str | Path) -> StoreLocation:
+    """``store`` is None/``sqlite`` (files under data_dir) or a PostgreSQL URL."""
+    if store and store.startswith(("postgresql://", "postgres://")):
+        return StoreLocation(Path(data_dir), store)
+    if store and store not in ("sqlite",):
+        raise ValueError(f"unknown store {store!r}: use 'sqlite' or a postgresql:// URL")
+    return StoreLocation(Path(data_dir))
+
+
+class JobStore(Application):
+    """Stores jobs' events. Saves wake the projection runner in this process so
+    the read model follows within milliseconds rather than a poll interval."""
+
+    name = "steptrail"
+    snapshotting_intervals = {StepJob: 100}
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        self._saved_listeners: list[Callable[[int], None]] = []
+        self._listeners_lock = threading.Lock()
+        super().__init__(env=location.event_store_env())
+
+    def on_saved(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(max_position)`` after every save made in this process."""
+        with self._listeners_lock:
+            self._saved_listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording[Any]]) -> None:
+        if not recordings:
+            return
+        position = max(r.notification.id for r in recordings)
+        with self._listeners_lock:
+            listeners = list(self._saved_listeners)
+        for listener in listeners:
+            listener(position)

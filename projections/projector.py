@@ -1,0 +1,224 @@
+"""Where a log line is projected: events become read-model rows.
+
+:func:`apply_batch` applies consecutive notifications and moves the tracking
+position in the caller's transaction, so a batch is applied exactly once or
+not at all. Applying the same events to an empty model always gives the same
+rows (the rebuild/verify guarantee): nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from domain.aggregates import PENDING, SKIPPED, Manager, StepJob
+from projections.database import Cursor
+from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS
+
+TRACKING_NAME = "readmodel"
+
+Positioned = tuple[int, Any]  # (store position, domain event)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _ts(event: Any) -> float:
+    return float(event.timestamp.timestamp())
+
+
+class _Batch:
+    """Applies one batch; line rows are inserted together at the end."""
+
+    def __init__(self, cur: Cursor) -> None:
+        self.cur = cur
+        self.lines: list[tuple[Any, ...]] = []
+
+    # jobs
+
+    def _job_arrays(self, job_id: str) -> tuple[list[str], list[str]]:
+        self.cur.execute("SELECT step_status, step_job_ids FROM jobs WHERE job_id = ?", (job_id,))
+        row = self.cur.fetchone()
+        return orjson.loads(row["step_status"]), orjson.loads(row["step_job_ids"])
+
+    def _update_job(self, job_id: str, position: int, ts: float, **columns: Any) -> None:
+        sets = ", ".join(f"{c} = ?" for c in columns)
+        self.cur.execute(
+            f"UPDATE jobs SET {sets}, updated_at = ?, position = ? WHERE job_id = ?",
+            (*columns.values(), ts, position, job_id),
+        )
+
+    def manager_submitted(self, p: int, e: Any) -> None:
+        ts = _ts(e)
+        self.cur.execute(
+            "INSERT INTO jobs (job_id, definition, params, status, step_names, step_status,"
+            " step_job_ids, created_at, updated_at, position)"
+            " VALUES (?, ?, ?, 'queued', ?, ?, '[]', ?, ?, ?)",
+            (
+                str(e.originator_id),
+                e.definition,
+                _json(e.params),
+                _json(e.step_names),
+                _json([PENDING] * len(e.step_names)),
+                ts,
+                ts,
+                p,
+            ),
+        )
+
+    def manager_started(self, p: int, e: Any) -> None:
+        self._update_job(
+            str(e.originator_id),
+            p,
+            _ts(e),
+            status="running",
+            worker_id=e.worker_id,
+            started_at=_ts(e),
+            finished_at=None,
+        )
+
+    def manager_step_started(self, p: int, e: Any) -> None:
+        job_id = str(e.originator_id)
+        status, ids = self._job_arrays(job_id)
+        status[e.step_index] = "running"
+        ids.append(e.step_job_id)
+        self._update_job(job_id, p, _ts(e), step_status=_json(status), step_job_ids=_json(ids))
+
+    def manager_step_finished(self, p: int, e: Any) -> None:
+        job_id = str(e.originator_id)
+        status, _ = self._job_arrays(job_id)
+        status[e.step_index] = e.status
+        self._update_job(job_id, p, _ts(e), step_status=_json(status))
+
+    def manager_cancel_requested(self, p: int, e: Any) -> None:
+        self._update_job(str(e.originator_id), p, _ts(e), cancel_requested=1)
+
+    def manager_completed(self, p: int, e: Any) -> None:
+        job_id = str(e.originator_id)
+        status, _ = self._job_arrays(job_id)
+        status = [SKIPPED if s == PENDING else s for s in status]
+        self._update_job(
+            job_id,
+            p,
+            _ts(e),
+            status=e.status,
+            error=e.error,
+            finished_at=_ts(e),
+            step_status=_json(status),
+        )
+
+    def manager_retried(self, p: int, e: Any) -> None:
+        job_id = str(e.originator_id)
+        status, _ = self._job_arrays(job_id)
+        status[e.from_index :] = [PENDING] * (len(status) - e.from_index)
+        self._update_job(
+            job_id,
+            p,
+            _ts(e),
+            status="queued",
+            error=None,
+            cancel_requested=0,
+            worker_id=None,
+            finished_at=None,
+            step_status=_json(status),
+        )
+
+    # steps and lines
+
+    def step_started(self, p: int, e: Any) -> None:
+        ts = _ts(e)
+        self.cur.execute(
+            "INSERT INTO steps (step_job_id, job_id, step_name, step_index, attempt, status,"
+            " worker_id, started_at, heartbeat_at, position)"
+            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            (
+                str(e.originator_id),
+                e.manager_id,
+                e.step_name,
+                e.step_index,
+                e.attempt,
+                e.worker_id,
+                ts,
+                ts,
+                p,
+            ),
+        )
+
+    def step_logged(self, p: int, e: Any) -> None:
+        step_job_id = str(e.originator_id)
+        counts = {LEVEL_COLUMNS[level]: n for level, n in e.counts.items()}
+        sets = ", ".join(f"{c} = {c} + ?" for c in counts)
+        self.cur.execute(
+            f"UPDATE steps SET last_seq = ?, {sets}, heartbeat_at = ?, position = ?"
+            " WHERE step_job_id = ?",
+            (e.last_seq, *counts.values(), _ts(e), p, step_job_id),
+        )
+        self.lines.extend(
+            (
+                step_job_id,
+                seq,
+                ts,
+                LEVEL_NUMBERS[level],
+                logger,
+                message,
+                _json(fields) if fields else None,
+                p,
+            )
+            for seq, ts, level, logger, message, fields in e.lines
+        )
+
+    def step_progress(self, p: int, e: Any) -> None:
+        self.cur.execute(
+            "UPDATE steps SET progress_current = ?, progress_total = ?, progress_message = ?,"
+            " heartbeat_at = ?, position = ? WHERE step_job_id = ?",
+            (e.current, e.total, e.message, _ts(e), p, str(e.originator_id)),
+        )
+
+    def step_completed(self, p: int, e: Any) -> None:
+        self.cur.execute(
+            "UPDATE steps SET status = ?, error = ?, traceback = ?, finished_at = ?, position = ?"
+            " WHERE step_job_id = ?",
+            (e.status, e.error, e.traceback, _ts(e), p, str(e.originator_id)),
+        )
+
+    def finish(self) -> None:
+        if self.lines:
+            self.cur.executemany(
+                "INSERT INTO lines (step_job_id, seq, ts, levelno, logger, message, fields,"
+                " position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                self.lines,
+            )
+
+
+HANDLERS: dict[type, Callable[[_Batch, int, Any], None]] = {
+    Manager.ManagerSubmitted: _Batch.manager_submitted,
+    Manager.ManagerStarted: _Batch.manager_started,
+    Manager.StepStarted: _Batch.manager_step_started,
+    Manager.StepFinished: _Batch.manager_step_finished,
+    Manager.CancelRequested: _Batch.manager_cancel_requested,
+    Manager.ManagerCompleted: _Batch.manager_completed,
+    Manager.ManagerRetried: _Batch.manager_retried,
+    StepJob.StepStarted: _Batch.step_started,
+    StepJob.StepLogged: _Batch.step_logged,
+    StepJob.StepProgress: _Batch.step_progress,
+    StepJob.StepCompleted: _Batch.step_completed,
+}
+
+
+def apply_batch(cur: Cursor, events: Sequence[Positioned]) -> None:
+    """Apply events (in position order) and record the last position."""
+    batch = _Batch(cur)
+    for position, event in events:
+        handler = HANDLERS.get(type(event))
+        if handler is not None:  # other events (none today) change no rows
+            handler(batch, position, event)
+    batch.finish()
+    last = events[-1][0]
+    cur.execute(
+        "INSERT INTO tracking (name, position) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        (TRACKING_NAME, last),
+    )

@@ -1,0 +1,344 @@
+"""The read side: every answer the API and the workers get, each stating the
+position of the read model it reflects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from projections.database import Database, Row
+from projections.notifier import PositionNotifier
+from projections.projector import TRACKING_NAME
+from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS
+
+LEVEL_NAMES = {n: name for name, n in LEVEL_NUMBERS.items()}
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+_LINE_COLUMNS = (
+    "l.line_id, l.step_job_id, l.seq, l.ts, l.levelno, l.logger, l.message, l.fields,"
+    " l.position, s.job_id, s.step_name, s.step_index, s.attempt"
+)
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _duration(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 3)
+
+
+def line_json(r: Row) -> dict[str, Any]:
+    return {
+        "job_id": r["job_id"],
+        "step_job_id": r["step_job_id"],
+        "step_name": r["step_name"],
+        "step_index": r["step_index"],
+        "attempt": r["attempt"],
+        "seq": r["seq"],
+        "level": LEVEL_NAMES[r["levelno"]],
+        "message": r["message"],
+        "timestamp": iso(r["ts"]),
+        "logger": r["logger"],
+        "fields": orjson.loads(r["fields"]) if r["fields"] else {},
+        "position": r["position"],
+    }
+
+
+def step_json(r: Row) -> dict[str, Any]:
+    counts = {level.lower(): r[col] for level, col in LEVEL_COLUMNS.items()}
+    total = r["progress_total"]
+    current = r["progress_current"]
+    return {
+        "id": r["step_job_id"],
+        "job_id": r["job_id"],
+        "name": r["step_name"],
+        "index": r["step_index"],
+        "attempt": r["attempt"],
+        "status": r["status"],
+        "worker_id": r["worker_id"],
+        "progress": {
+            "current": current,
+            "total": total,
+            "message": r["progress_message"],
+            "fraction": min(1.0, current / total) if total else None,
+        },
+        "counts": {**counts, "total": r["last_seq"]},
+        "last_seq": r["last_seq"],
+        "started_at": iso(r["started_at"]),
+        "finished_at": iso(r["finished_at"]),
+        "duration_seconds": _duration(r["started_at"], r["finished_at"]),
+        "heartbeat_at": iso(r["heartbeat_at"]),
+        "error": r["error"],
+        "traceback": r["traceback"],
+        "position": r["position"],
+    }
+
+
+def job_json(r: Row, running_steps: list[Row]) -> dict[str, Any]:
+    names = orjson.loads(r["step_names"])
+    status = orjson.loads(r["step_status"])
+    done = sum(s in ("succeeded", "skipped", "failed", "cancelled", "abandoned") for s in status)
+    fraction_running = sum(
+        min(1.0, s["progress_current"] / s["progress_total"])
+        for s in running_steps
+        if s["progress_total"]
+    )
+    steps_total = len(names)
+    return {
+        "id": r["job_id"],
+        "number": r["job_no"],
+        "definition": r["definition"],
+        "params": orjson.loads(r["params"]),
+        "status": r["status"],
+        "error": r["error"],
+        "cancel_requested": bool(r["cancel_requested"]),
+        "worker_id": r["worker_id"],
+        "step_names": names,
+        "step_status": status,
+        "step_job_ids": orjson.loads(r["step_job_ids"]),
+        "progress": {
+            "steps_done": done,
+            "steps_total": steps_total,
+            "fraction": round((done + fraction_running) / steps_total, 4) if steps_total else 1.0,
+        },
+        "created_at": iso(r["created_at"]),
+        "started_at": iso(r["started_at"]),
+        "finished_at": iso(r["finished_at"]),
+        "duration_seconds": _duration(r["started_at"], r["finished_at"]),
+        "position": r["position"],
+    }
+
+
+def _contains(dialect: str) -> str:
+    """Case-insensitive substring test on the message column."""
+    if dialect == "postgres":
+        return "strpos(lower(l.message), lower(?)) > 0"
+    return "instr(lower(l.message), lower(?)) > 0"
+
+
+class Queries:
+    def __init__(self, db: Database, notifier: PositionNotifier) -> None:
+        self.db = db
+        self.notifier = notifier
+
+    # helpers
+
+    @staticmethod
+    def _position(cur: Any) -> int:
+        cur.execute("SELECT position FROM tracking WHERE name = ?", (TRACKING_NAME,))
+        row = cur.fetchone()
+        return int(row["position"]) if row else 0
+
+    @staticmethod
+    def _running_steps(cur: Any, job_ids: list[str]) -> dict[str, list[Row]]:
+        if not job_ids:
+            return {}
+        marks = ", ".join("?" * len(job_ids))
+        cur.execute(
+            f"SELECT * FROM steps WHERE status = 'running' AND job_id IN ({marks})", job_ids
+        )
+        by_job: dict[str, list[Row]] = {}
+        for s in cur.fetchall():
+            by_job.setdefault(s["job_id"], []).append(s)
+        return by_job
+
+    # jobs
+
+    def list_jobs(self, status: str | None, limit: int, before: int | None) -> dict[str, Any]:
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if before is not None:
+            where.append("job_no < ?")
+            params.append(before)
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY job_no DESC LIMIT ?"
+        with self.db.read() as cur:
+            position = self._position(cur)
+            cur.execute(sql, (*params, limit + 1))
+            rows = cur.fetchall()
+            page = rows[:limit]
+            running = self._running_steps(cur, [r["job_id"] for r in page])
+        return {
+            "jobs": [job_json(r, running.get(r["job_id"], [])) for r in page],
+            "next_before": page[-1]["job_no"] if len(rows) > limit else None,
+            "position": position,
+        }
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        with self.db.read() as cur:
+            position = self._position(cur)
+            cur.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            cur.execute(
+                "SELECT * FROM steps WHERE job_id = ? ORDER BY step_index, attempt", (job_id,)
+            )
+            steps = cur.fetchall()
+        job = job_json(row, [s for s in steps if s["status"] == "running"])
+        started = {s["step_index"] for s in steps}
+        placeholders = [
+            {
+                "id": None,
+                "job_id": job_id,
+                "name": name,
+                "index": i,
+                "attempt": 0,
+                "status": job["step_status"][i],
+            }
+            for i, name in enumerate(job["step_names"])
+            if i not in started
+        ]
+        job["steps"] = sorted(
+            [step_json(s) for s in steps] + placeholders, key=lambda s: (s["index"], s["attempt"])
+        )
+        job["position"] = position
+        return job
+
+    def get_step(self, step_job_id: str) -> dict[str, Any] | None:
+        with self.db.read() as cur:
+            position = self._position(cur)
+            cur.execute("SELECT * FROM steps WHERE step_job_id = ?", (step_job_id,))
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return {**step_json(row), "position": position}
+
+    # lines
+
+    def step_logs(
+        self,
+        step_job_id: str,
+        after_seq: int,
+        limit: int,
+        min_level: int | None,
+        q: str | None,
+    ) -> dict[str, Any] | None:
+        where = ["l.step_job_id = ?", "l.seq > ?"]
+        params: list[Any] = [step_job_id, after_seq]
+        self._filter_lines(where, params, min_level, q)
+        with self.db.read() as cur:
+            position = self._position(cur)
+            cur.execute("SELECT * FROM steps WHERE step_job_id = ?", (step_job_id,))
+            step = cur.fetchone()
+            if step is None:
+                return None
+            cur.execute(
+                f"SELECT {_LINE_COLUMNS} FROM lines l JOIN steps s USING (step_job_id)"
+                f" WHERE {' AND '.join(where)} ORDER BY l.seq LIMIT ?",
+                (*params, limit),
+            )
+            lines = [line_json(r) for r in cur.fetchall()]
+        return {
+            "step": step_json(step),
+            "lines": lines,
+            "next_after_seq": lines[-1]["seq"] if lines else after_seq,
+            "position": position,
+        }
+
+    def _filter_lines(
+        self, where: list[str], params: list[Any], min_level: int | None, q: str | None
+    ) -> None:
+        if min_level:
+            where.append("l.levelno >= ?")
+            params.append(min_level)
+        if q:
+            where.append(_contains(self.db.dialect))
+            params.append(q)
+
+    def logs(
+        self,
+        *,
+        job_id: str | None,
+        step_job_id: str | None,
+        step_name: str | None,
+        min_level: int | None,
+        q: str | None,
+        since: float | None,
+        until: float | None,
+        cursor: int | None,
+        limit: int,
+        descending: bool,
+    ) -> dict[str, Any]:
+        """All lines, in store order (``line_id``), with every context field."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("s.job_id", job_id),
+            ("l.step_job_id", step_job_id),
+            ("s.step_name", step_name),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        self._filter_lines(where, params, min_level, q)
+        if since is not None:
+            where.append("l.ts >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("l.ts < ?")
+            params.append(until)
+        if cursor is not None:
+            where.append("l.line_id < ?" if descending else "l.line_id > ?")
+            params.append(cursor)
+        sql = f"SELECT {_LINE_COLUMNS} FROM lines l JOIN steps s USING (step_job_id)"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY l.line_id {'DESC' if descending else 'ASC'} LIMIT ?"
+        with self.db.read() as cur:
+            position = self._position(cur)
+            cur.execute(sql, (*params, limit + 1))
+            rows = cur.fetchall()
+        page = rows[:limit]
+        return {
+            "lines": [line_json(r) for r in page],
+            "next_cursor": str(page[-1]["line_id"]) if len(rows) > limit else None,
+            "position": position,
+        }
+
+    # the orchestrator's view (WorkSource)
+
+    def queued_job_ids(self, limit: int) -> list[str]:
+        with self.db.read() as cur:
+            cur.execute(
+                "SELECT job_id FROM jobs WHERE status = 'queued' ORDER BY job_no LIMIT ?", (limit,)
+            )
+            return [r["job_id"] for r in cur.fetchall()]
+
+    def cancel_requested_job_ids(self) -> list[str]:
+        with self.db.read() as cur:
+            cur.execute("SELECT job_id FROM jobs WHERE status = 'running' AND cancel_requested = 1")
+            return [r["job_id"] for r in cur.fetchall()]
+
+    def stale_running(self, heartbeat_before: float) -> list[tuple[str, str | None]]:
+        """Running steps without a recent heartbeat, and running jobs with no
+        running step that have not changed recently (a worker died between steps)."""
+        with self.db.read() as cur:
+            cur.execute(
+                "SELECT job_id, step_job_id FROM steps"
+                " WHERE status = 'running' AND heartbeat_at < ?",
+                (heartbeat_before,),
+            )
+            stale: list[tuple[str, str | None]] = [
+                (r["job_id"], r["step_job_id"]) for r in cur.fetchall()
+            ]
+            cur.execute(
+                "SELECT job_id FROM jobs j WHERE status = 'running' AND updated_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM steps s"
+                " WHERE s.job_id = j.job_id AND s.status = 'running')",
+                (heartbeat_before,),
+            )
+            stale += [(r["job_id"], None) for r in cur.fetchall()]
+        return stale
+
+    def wait_for_change(self, timeout: float) -> None:
+        self.notifier.wait(self.notifier.position, timeout)

@@ -1,0 +1,90 @@
+"""Read-model tables. Every row records the store position of the last event
+that changed it; ``tracking`` holds the position the whole model reflects and
+is written in the same transaction as the rows."""
+
+from __future__ import annotations
+
+from projections.database import Cursor
+
+LEVEL_COLUMNS = {
+    "DEBUG": "n_debug",
+    "INFO": "n_info",
+    "WARNING": "n_warning",
+    "ERROR": "n_error",
+    "CRITICAL": "n_critical",
+}
+LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+_SERIAL = {"sqlite": "INTEGER PRIMARY KEY", "postgres": "BIGSERIAL PRIMARY KEY"}
+_REAL = {"sqlite": "REAL", "postgres": "DOUBLE PRECISION"}
+_INT = {"sqlite": "INTEGER", "postgres": "BIGINT"}
+
+
+def statements(dialect: str) -> list[str]:
+    serial, real, int_ = _SERIAL[dialect], _REAL[dialect], _INT[dialect]
+    counts = ", ".join(f"{c} {int_} NOT NULL DEFAULT 0" for c in LEVEL_COLUMNS.values())
+    return [
+        f"CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position {int_} NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS jobs (
+            job_no {serial},
+            job_id TEXT NOT NULL UNIQUE,
+            definition TEXT NOT NULL,
+            params TEXT NOT NULL,
+            status TEXT NOT NULL,
+            step_names TEXT NOT NULL,
+            step_status TEXT NOT NULL,
+            step_job_ids TEXT NOT NULL,
+            cancel_requested {int_} NOT NULL DEFAULT 0,
+            worker_id TEXT,
+            error TEXT,
+            created_at {real} NOT NULL,
+            started_at {real},
+            finished_at {real},
+            updated_at {real} NOT NULL,
+            position {int_} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, job_no)",
+        "CREATE INDEX IF NOT EXISTS jobs_by_position ON jobs (position)",
+        f"""CREATE TABLE IF NOT EXISTS steps (
+            step_job_id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL,
+            step_name TEXT NOT NULL,
+            step_index {int_} NOT NULL,
+            attempt {int_} NOT NULL,
+            status TEXT NOT NULL,
+            worker_id TEXT,
+            progress_current {real} NOT NULL DEFAULT 0,
+            progress_total {real},
+            progress_message TEXT NOT NULL DEFAULT '',
+            started_at {real} NOT NULL,
+            finished_at {real},
+            heartbeat_at {real} NOT NULL,
+            error TEXT,
+            traceback TEXT,
+            last_seq {int_} NOT NULL DEFAULT 0,
+            {counts},
+            position {int_} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS steps_by_job ON steps (job_id, step_index, attempt)",
+        "CREATE INDEX IF NOT EXISTS steps_by_status ON steps (status)",
+        "CREATE INDEX IF NOT EXISTS steps_by_position ON steps (position)",
+        f"""CREATE TABLE IF NOT EXISTS lines (
+            line_id {serial},
+            step_job_id TEXT NOT NULL,
+            seq {int_} NOT NULL,
+            ts {real} NOT NULL,
+            levelno {int_} NOT NULL,
+            logger TEXT NOT NULL,
+            message TEXT NOT NULL,
+            fields TEXT,
+            position {int_} NOT NULL)""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS lines_by_step ON lines (step_job_id, seq)",
+    ]
+
+
+def create_tables(cur: Cursor, dialect: str) -> None:
+    for statement in statements(dialect):
+        cur.execute(statement)
+
+
+def drop_tables(cur: Cursor) -> None:
+    for table in ("lines", "steps", "jobs", "tracking"):
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
