@@ -73,6 +73,9 @@ class JobDefinition:
         max_attempts: int = 1,
     ) -> JobDefinition:
         built = tuple(Step(*s) if isinstance(s, tuple) else Step(s.__name__, s) for s in steps)
+        names = [s.name for s in built]
+        if len(set(names)) != len(names):
+            raise ValueError(f"definition {name!r} has duplicate step names: {names}")
         return cls(name, built, tuple(params), description, max_attempts)
 
     @property

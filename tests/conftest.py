@@ -1,0 +1,228 @@
+"""Shared fixtures: real servers on loopback ports, on real SQLite files.
+
+Nothing here sleeps to synchronise: :func:`wait_until` polls a condition
+against a deadline.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+from sse_starlette.sse import AppStatus
+
+from api.app import create_app
+from api.runtime import Runtime, Settings
+from domain.builtin_jobs import builtin_registry
+from domain.definitions import Registry
+from domain.store import parse_store
+
+ROOT = Path(__file__).resolve().parent.parent
+JOBDEFS = Path(__file__).resolve().parent / "jobdefs.py"
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Return the first truthy value of ``predicate()``; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def test_registry() -> Registry:
+    registry = builtin_registry()
+    registry.load(str(JOBDEFS))
+    return registry
+
+
+test_registry.__test__ = False  # type: ignore[attr-defined]
+
+
+class ThreadSafeBuffer(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def write(self, s: str) -> int:
+        with self._lock:
+            return super().write(s)
+
+    def getvalue(self) -> str:
+        with self._lock:
+            return super().getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A Runtime served by a real uvicorn in a thread on a loopback port."""
+
+    runtime: Runtime
+    base_url: str
+    console: ThreadSafeBuffer
+    server: uvicorn.Server
+    thread: threading.Thread
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.base_url, timeout=30)
+
+    def submit(self, definition: str, **params: Any) -> dict[str, Any]:
+        r = self.client.post("/api/jobs", json={"definition": definition, "params": params})
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        r = self.client.get(f"/api/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def wait_job(
+        self, job_id: str, statuses: tuple[str, ...] = ("succeeded",), timeout: float = 60
+    ):
+        """Wait until the job reaches one of ``statuses`` (or fail on another end)."""
+        finals = {"succeeded", "failed", "cancelled"}
+
+        def reached() -> dict[str, Any] | None:
+            job = self.job(job_id)
+            if job["status"] in statuses:
+                return job
+            assert job["status"] not in finals, f"job ended {job['status']}: {job['error']}"
+            return None
+
+        return wait_until(reached, timeout, what=f"job {job_id} to be {statuses}")
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive(), "server did not stop"
+
+
+def start_server(data_dir: Path, **overrides: Any) -> LiveServer:
+    console = ThreadSafeBuffer()
+    settings = Settings(
+        location=parse_store(overrides.pop("store", None), data_dir),
+        registry=test_registry(),
+        console=console,
+        **overrides,
+    )
+    rt = Runtime(settings)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(rt), log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), 30, what="uvicorn to start")
+    assert server.started, "server failed to start"
+    return LiveServer(rt, f"http://127.0.0.1:{port}", console, server, thread)
+
+
+@pytest.fixture(autouse=True)
+def _reset_sse_shutdown_flag() -> Iterator[None]:
+    """sse-starlette keeps a process-wide exit flag; each test starts clean."""
+    AppStatus.should_exit = False
+    yield
+    AppStatus.should_exit = False
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = start_server(tmp_path / "data")
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@dataclass
+class ServerProcess:
+    """``steptrail serve`` in its own process, for tests that kill it."""
+
+    data_dir: Path
+    port: int
+    extra_args: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        self.log_path = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
+        args = [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--jobs",
+            str(JOBDEFS),
+            *self.extra_args,
+        ]
+        with self.log_path.open("wb") as out:
+            self.proc = subprocess.Popen(
+                args,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        wait_until(self._healthy, 30, 0.05, what=f"server on {self.port} (log: {self.log_path})")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.output()
+        try:
+            return httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)

@@ -1,0 +1,56 @@
+"""Job definitions the tests run (loaded with ``--jobs tests/jobdefs.py``)."""
+
+from __future__ import annotations
+
+import logging
+
+from domain.context import StepContext
+from domain.definitions import JobDefinition, Param
+
+LEVELS = (logging.DEBUG, logging.INFO, logging.INFO, logging.WARNING, logging.ERROR)
+
+
+def burst(ctx: StepContext) -> None:
+    """``lines`` lines as fast as possible, levels cycling through LEVELS; odd
+    lines through plain logging, even ones through the step's logger."""
+    plain = logging.getLogger("tests.burst")
+    n = ctx.params["lines"]
+    for i in range(1, n + 1):
+        level = LEVELS[i % len(LEVELS)]
+        if i % 2:
+            plain.log(level, "line %d", i)
+        else:
+            ctx.log.log(level, "line %d", i, i=i)
+        if i % 1000 == 0:
+            ctx.progress(i, n)
+
+
+def drip(ctx: StepContext) -> None:
+    """One line every ``interval`` seconds until ``lines`` lines or cancelled."""
+    n = ctx.params["lines"]
+    for i in range(1, n + 1):
+        ctx.log.info("drip %d", i)
+        ctx.progress(i, n, f"drip {i}")
+        ctx.sleep(ctx.params["interval"])
+
+
+def done(ctx: StepContext) -> None:
+    ctx.log.info("done")
+
+
+def fails(ctx: StepContext) -> None:
+    ctx.log.info("about to fail")
+    raise ValueError("this step always fails")
+
+
+def silent(ctx: StepContext) -> None:
+    """Logs nothing for ``seconds``: its heartbeats keep it alive."""
+    ctx.sleep(ctx.params["seconds"])
+
+
+BURST = JobDefinition.of("burst", [burst], [Param("lines", int, 1000)])
+DRIP = JobDefinition.of(
+    "drip", [drip, done], [Param("lines", int, 100), Param("interval", float, 0.05)]
+)
+FAILING = JobDefinition.of("failing", [done, fails, ("finish", done)])
+SILENT = JobDefinition.of("silent", [silent], [Param("seconds", float, 3.0)])
