@@ -145,7 +145,7 @@ class Orchestrator:
         while not self._stop.is_set():
             job_id = self._take_next()
             if job_id is None:
-                self.work.wait_for_change(1.0)
+                self.work.wait_for_change(0.25)
                 continue
             try:
                 self._run_job(job_id)
