@@ -17,6 +17,7 @@ from domain.aggregates import level_name
 from domain.context import current_step
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_LEVEL_NAMES = {n: level_name(n) for n in (10, 20, 30, 40, 50)}
 
 
 def _jsonable_fields(fields: Any) -> dict[str, Any] | None:
@@ -27,11 +28,24 @@ def _jsonable_fields(fields: Any) -> dict[str, Any] | None:
 
 
 class StepLogHandler(logging.Handler):
-    """Sends records made inside a step to that step's recorder."""
+    """Sends records made inside a step to that step's recorder, and every other
+    record to ``outside`` (the console). One handler on the root logger keeps
+    the per-record cost of the hot path to a single dispatch."""
+
+    def __init__(self, capture_level: int, outside: logging.Handler) -> None:
+        super().__init__(capture_level)
+        self.outside = outside
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # The recorder has its own locking; the handler-wide lock is not needed.
+        self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         recorder = current_step.get()
         if recorder is None:
+            if record.levelno >= self.outside.level:
+                self.outside.handle(record)
             return
         try:
             message = record.getMessage()
@@ -39,7 +53,7 @@ class StepLogHandler(logging.Handler):
                 message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
             recorder.append(
                 record.created,
-                level_name(record.levelno),
+                _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno),
                 record.name,
                 message,
                 _jsonable_fields(getattr(record, "fields", None)),
@@ -48,29 +62,21 @@ class StepLogHandler(logging.Handler):
             self.handleError(record)
 
 
-class OutsideStepsFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return current_step.get() is None
-
-
 def install(capture_level: int = logging.DEBUG, stream: TextIO | None = None) -> StepLogHandler:
     """Route step records to steps and everything else to ``stream`` (stderr).
 
     The root logger's level is lowered to ``capture_level`` so that plain
     ``logging.getLogger(...).debug(...)`` calls in steps are not dropped before
-    they reach the handler; the console handler keeps INFO for the rest.
+    they reach the handler; the console keeps INFO for the rest.
     """
     root = logging.getLogger()
     for h in list(root.handlers):
-        if isinstance(h, StepLogHandler) or getattr(h, "_steptrail_console", False):
+        if isinstance(h, StepLogHandler):
             root.removeHandler(h)
-    step_handler = StepLogHandler(level=capture_level)
     console = logging.StreamHandler(stream or sys.stderr)
     console.setLevel(logging.INFO)
-    console.addFilter(OutsideStepsFilter())
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)-8s %(name)s: %(message)s"))
-    console._steptrail_console = True  # type: ignore[attr-defined]
-    root.addHandler(step_handler)
-    root.addHandler(console)
+    handler = StepLogHandler(capture_level, console)
+    root.addHandler(handler)
     root.setLevel(min(capture_level, logging.INFO))
-    return step_handler
+    return handler

@@ -4,7 +4,6 @@ nothing is written to the event store."""
 from __future__ import annotations
 
 import uuid
-
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +19,39 @@ CASES = [
     ("POST", "/api/jobs", b"[1, 2]", 400, "JSON object", None),
     ("POST", "/api/jobs", {"definition": "nope"}, 422, "unknown definition 'nope'", "definition"),
     ("POST", "/api/jobs", {"params": {}}, 422, "definition must be", "definition"),
-    ("POST", "/api/jobs", {"definition": "burst", "params": {"lines": "ten"}}, 422,
-     "'lines' must be integer", "params.lines"),
-    ("POST", "/api/jobs", {"definition": "burst", "params": {"lines": True}}, 422,
-     "'lines' must be integer", "params.lines"),
-    ("POST", "/api/jobs", {"definition": "burst", "params": {"colour": 1}}, 422,
-     "unknown param 'colour'", "params.colour"),
+    (
+        "POST",
+        "/api/jobs",
+        {"definition": "burst", "params": {"lines": "ten"}},
+        422,
+        "'lines' must be integer",
+        "params.lines",
+    ),
+    (
+        "POST",
+        "/api/jobs",
+        {"definition": "burst", "params": {"lines": True}},
+        422,
+        "'lines' must be integer",
+        "params.lines",
+    ),
+    (
+        "POST",
+        "/api/jobs",
+        {"definition": "burst", "params": {"colour": 1}},
+        422,
+        "unknown param 'colour'",
+        "params.colour",
+    ),
     ("POST", "/api/jobs", {"definition": "burst", "params": [1]}, 422, "params must be", "params"),
-    ("POST", "/api/jobs", {"definition": "burst", "extra": 1}, 400, "unknown field 'extra'",
-     "extra"),
+    (
+        "POST",
+        "/api/jobs",
+        {"definition": "burst", "extra": 1},
+        400,
+        "unknown field 'extra'",
+        "extra",
+    ),
     ("GET", f"/api/jobs/{MISSING}", None, 404, f"no job with id '{MISSING}'", None),
     ("GET", "/api/jobs/not-a-uuid", None, 404, "no job with id 'not-a-uuid'", None),
     ("POST", f"/api/jobs/{MISSING}/cancel", None, 404, "no job with id", None),
@@ -58,14 +81,18 @@ def untouched_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveS
 
 @pytest.mark.parametrize(("method", "path", "payload", "status", "words", "field"), CASES)
 def test_bad_request_is_named_and_writes_nothing(
-    untouched_server: LiveServer, method: str, path: str, payload: object, status: int, words: str,
+    untouched_server: LiveServer,
+    method: str,
+    path: str,
+    payload: object,
+    status: int,
+    words: str,
     field: str | None,
 ) -> None:
     server = untouched_server
     before = server.runtime.store.recorder.max_notification_id()
     if method == "POST" and isinstance(payload, bytes):
-        r = server.client.post(path, content=payload,
-                               headers={"content-type": "application/json"})
+        r = server.client.post(path, content=payload, headers={"content-type": "application/json"})
     elif method == "POST":
         r = server.client.post(path, json=payload)
     else:
