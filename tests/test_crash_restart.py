@@ -36,8 +36,11 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
     proc = ServerProcess(data, free_port()).start()
     try:
-        r = httpx.post(f"{proc.base_url}/api/jobs", timeout=10,
-                       json={"definition": "drip", "params": {"lines": 5000, "interval": 0.002}})
+        r = httpx.post(
+            f"{proc.base_url}/api/jobs",
+            timeout=10,
+            json={"definition": "drip", "params": {"lines": 5000, "interval": 0.002}},
+        )
         job_id = r.json()["id"]
 
         def step_with_lines() -> dict[str, Any] | None:
@@ -51,7 +54,8 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         proc.start()
         job = wait_until(
             lambda: (j := _get(proc.base_url, f"/api/jobs/{job_id}"))["status"] == "failed" and j,
-            30, what="the job to be failed after restart",
+            30,
+            what="the job to be failed after restart",
         )
         (first, *rest) = job["steps"]
         assert first["status"] == "abandoned"
@@ -66,14 +70,21 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         r = httpx.post(f"{proc.base_url}/api/jobs/{job_id}/retry", timeout=10)
         assert r.status_code == 202, r.text
         retried = wait_until(
-            lambda: (j := _get(proc.base_url, f"/api/jobs/{job_id}"))["status"] == "running"
-            and len(j["step_job_ids"]) == 2 and j,
-            30, what="attempt 2 to start",
+            lambda: (
+                (j := _get(proc.base_url, f"/api/jobs/{job_id}"))["status"] == "running"
+                and len(j["step_job_ids"]) == 2
+                and j
+            ),
+            30,
+            what="attempt 2 to start",
         )
         assert [(s["index"], s["attempt"]) for s in retried["steps"]][:2] == [(0, 1), (0, 2)]
         httpx.post(f"{proc.base_url}/api/jobs/{job_id}/cancel", timeout=10)
-        wait_until(lambda: _get(proc.base_url, f"/api/jobs/{job_id}")["status"] == "cancelled",
-                   30, what="cancel")
+        wait_until(
+            lambda: _get(proc.base_url, f"/api/jobs/{job_id}")["status"] == "cancelled",
+            30,
+            what="cancel",
+        )
         assert _seqs(proc.base_url, first["id"]) == seqs, "attempt 1's lines changed"
     finally:
         proc.stop()
