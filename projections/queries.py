@@ -79,6 +79,30 @@ def step_json(r: Row) -> dict[str, Any]:
     }
 
 
+def placeholder_step_json(job_id: str, name: str, index: int, status: str) -> dict[str, Any]:
+    """A step that has no step job (yet): same shape as :func:`step_json`."""
+    zero = dict.fromkeys((level.lower() for level in LEVEL_COLUMNS), 0)
+    return {
+        "id": None,
+        "job_id": job_id,
+        "name": name,
+        "index": index,
+        "attempt": 0,
+        "status": status,
+        "worker_id": None,
+        "progress": {"current": 0, "total": None, "message": "", "fraction": None},
+        "counts": {**zero, "total": 0},
+        "last_seq": 0,
+        "started_at": None,
+        "finished_at": None,
+        "duration_seconds": None,
+        "heartbeat_at": None,
+        "error": None,
+        "traceback": None,
+        "position": None,
+    }
+
+
 def job_json(r: Row, running_steps: list[Row]) -> dict[str, Any]:
     names = orjson.loads(r["step_names"])
     status = orjson.loads(r["step_status"])
@@ -187,14 +211,7 @@ class Queries:
         job = job_json(row, [s for s in steps if s["status"] == "running"])
         started = {s["step_index"] for s in steps}
         placeholders = [
-            {
-                "id": None,
-                "job_id": job_id,
-                "name": name,
-                "index": i,
-                "attempt": 0,
-                "status": job["step_status"][i],
-            }
+            placeholder_step_json(job_id, name, i, job["step_status"][i])
             for i, name in enumerate(job["step_names"])
             if i not in started
         ]

@@ -54,3 +54,17 @@ DRIP = JobDefinition.of(
 )
 FAILING = JobDefinition.of("failing", [done, fails, ("finish", done)])
 SILENT = JobDefinition.of("silent", [silent], [Param("seconds", float, 3.0)])
+
+
+async def async_fanout(ctx: StepContext) -> None:
+    """Lines from asyncio tasks and from a thread started through the context."""
+    import asyncio
+
+    async def task(n: int) -> None:
+        logging.getLogger("tests.task").info("task %d", n)
+
+    await asyncio.gather(*(task(n) for n in range(5)))
+    ctx.thread(lambda: logging.getLogger("tests.thread").warning("from a thread")).join()
+
+
+ASYNC = JobDefinition.of("async-fanout", [async_fanout])
