@@ -8,11 +8,13 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from api.auth import TokenAuth
 from api.errors import EXCEPTION_HANDLERS
 from api.jsonresponse import json_response
 from api.openapi import OPENAPI
@@ -30,9 +32,10 @@ async def openapi(_: Request) -> Response:
     return json_response(OPENAPI)
 
 
-def create_app(rt: Runtime, manage_lifecycle: bool = True) -> Starlette:
+def create_app(rt: Runtime, manage_lifecycle: bool = True, token: str | None = None) -> Starlette:
     """``manage_lifecycle``: start the runtime when the server starts and stop
-    it when the server stops (tests that share a runtime pass False)."""
+    it when the server stops (tests that share a runtime pass False).
+    ``token``: require it on the API and the stream (see api/auth.py)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -52,6 +55,7 @@ def create_app(rt: Runtime, manage_lifecycle: bool = True) -> Starlette:
             Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[Middleware(TokenAuth, token=token)] if token else [],
         lifespan=lifespan,
     )
     app.state.runtime = rt

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +16,7 @@ import orjson
 import uvicorn
 from starlette.concurrency import run_in_threadpool
 
+from api.runtime import DataDirInUse, Runtime, Settings
 from domain.builtin_jobs import builtin_registry
 from domain.definitions import Registry
 from domain.store import parse_store
@@ -45,23 +49,40 @@ def _params(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from api.app import create_app
-    from api.runtime import DataDirInUse, Runtime, Settings
-
+def _runtime(args: argparse.Namespace, workers: bool) -> Runtime | None:
     settings = Settings(
         location=parse_store(args.store, args.data_dir),
         registry=_registry(args.jobs),
-        workers=not args.no_workers,
+        workers=workers,
         concurrency=args.concurrency,
         lease_seconds=args.lease,
     )
     try:
-        rt = Runtime(settings)
+        return Runtime(settings)
     except DataDirInUse as e:
         print(f"steptrail: {e}", file=sys.stderr)
+        return None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.app import create_app
+
+    if not args.token and not _is_loopback(args.host):
+        print(
+            "steptrail: serving beyond loopback needs --token (or STEPTRAIL_TOKEN)", file=sys.stderr
+        )
         return 2
-    app = create_app(rt)
+    rt = _runtime(args, workers=not args.no_workers)
+    if rt is None:
+        return 2
+    app = create_app(rt, token=args.token)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3
     )
@@ -76,19 +97,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"steptrail: demo job {job_id} submitted", flush=True)
 
         server.startup = startup  # type: ignore[method-assign]
-    print(
-        f"steptrail: serving the queue page at http://{args.host}:{args.port}/ "
-        f"(data in {settings.location.postgres_url or settings.location.data_dir})",
-        flush=True,
-    )
+    where = rt.location.postgres_url or rt.location.data_dir
+    page = f"http://{args.host}:{args.port}/" + (f"?token={args.token}" if args.token else "")
+    print(f"steptrail: serving the queue page at {page} (data in {where})", flush=True)
     server.run()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run jobs (and, when it holds the lock, the projection) until SIGTERM/SIGINT."""
+    if not parse_store(args.store, args.data_dir).is_postgres:
+        print("steptrail: worker needs a shared store: --store postgresql://...", file=sys.stderr)
+        return 2
+    rt = _runtime(args, workers=True)
+    if rt is None:
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    rt.start()
+    assert rt.orchestrator is not None
+    print(f"steptrail: worker {rt.orchestrator.worker_id} running", flush=True)
+    stop.wait()
+    rt.stop()
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     body = {"definition": args.definition, "params": _params(args.param)}
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     try:
-        r = httpx.post(f"{args.url}/api/jobs", json=body, timeout=30)
+        r = httpx.post(f"{args.url}/api/jobs", json=body, headers=headers, timeout=30)
     except httpx.HTTPError as e:
         print(f"steptrail: cannot reach {args.url}: {e}", file=sys.stderr)
         return 2
@@ -101,45 +140,60 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="steptrail", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the server (API, page, workers)")
-    serve.add_argument("--data-dir", default=os.environ.get("STEPTRAIL_DATA_DIR", ".steptrail"))
-    serve.add_argument(
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by every process that opens the store."""
+    p.add_argument("--data-dir", default=os.environ.get("STEPTRAIL_DATA_DIR", ".steptrail"))
+    p.add_argument(
         "--store",
         default=os.environ.get("STEPTRAIL_STORE"),
-        help="sqlite (default) or a postgresql:// URL",
+        help="sqlite (default) or postgresql://user@host:port/db[?schema=NAME]",
     )
-    serve.add_argument("--host", default=os.environ.get("STEPTRAIL_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("STEPTRAIL_PORT", "8000")))
-    serve.add_argument(
+    p.add_argument(
         "--concurrency",
         type=int,
         default=int(os.environ.get("STEPTRAIL_CONCURRENCY", "2")),
         help="jobs run at once by this process",
     )
-    serve.add_argument(
+    p.add_argument(
         "--jobs",
         action="append",
         default=[],
         help="module or .py file with JobDefinitions (repeatable)",
     )
-    serve.add_argument("--demo", action="store_true", help="submit the demo job at start")
-    serve.add_argument("--no-workers", action="store_true", help="API and page only")
-    serve.add_argument(
+    p.add_argument(
         "--lease",
         type=float,
         default=float(os.environ.get("STEPTRAIL_LEASE_SECONDS", "15")),
         help="seconds without a heartbeat before a step is abandoned",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="steptrail", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server (API, page, workers)")
+    _add_runtime_args(serve)
+    serve.add_argument("--host", default=os.environ.get("STEPTRAIL_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("STEPTRAIL_PORT", "8000")))
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("STEPTRAIL_TOKEN"),
+        help="require this bearer token on the API and stream",
+    )
+    serve.add_argument("--demo", action="store_true", help="submit the demo job at start")
+    serve.add_argument("--no-workers", action="store_true", help="API and page only")
     serve.set_defaults(fn=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run jobs only (needs a PostgreSQL --store)")
+    _add_runtime_args(worker)
+    worker.set_defaults(fn=cmd_worker)
 
     submit = sub.add_parser("submit", help="submit a job to a running server")
     submit.add_argument("definition")
     submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     submit.add_argument("--url", default=os.environ.get("STEPTRAIL_URL", DEFAULT_URL))
+    submit.add_argument("--token", default=os.environ.get("STEPTRAIL_TOKEN"))
     submit.set_defaults(fn=cmd_submit)
     return parser
 

@@ -16,8 +16,9 @@ from domain.logbridge import install as install_log_bridge
 from domain.orchestrator import Orchestrator
 from domain.steprecorder import ConsoleEcho
 from domain.store import JobStore, StoreLocation
-from projections.database import Database, SQLiteDatabase
+from projections.database import PostgresDatabase, SQLiteDatabase
 from projections.notifier import PositionNotifier
+from projections.postgres_live import Listener, ProjectorLock, readmodel_channel
 from projections.queries import Queries
 from projections.readmodel import ReadModel
 from projections.runner import ProjectionRunner
@@ -40,21 +41,38 @@ class Settings:
     capture_level: int = logging.DEBUG
 
 
-def open_readmodel_db(location: StoreLocation) -> Database:
-    return SQLiteDatabase(location.readmodel_path)
-
-
 class Runtime:
+    """On SQLite: one process owns the data directory (a file lock) and does
+    everything. On PostgreSQL: any number of processes share the store; one at a
+    time projects (advisory lock) and all are woken by LISTEN/NOTIFY."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.location = settings.location
-        self._lock_file = self._lock_data_dir(self.location.data_dir)
-        self.store = JobStore(self.location)
-        self.db = open_readmodel_db(self.location)
-        self.readmodel = ReadModel(self.db)
+        self.location = location = settings.location
+        self._lock_file = None if location.is_postgres else self._lock_data_dir(location.data_dir)
+        self.store = JobStore(location)
         self.notifier = PositionNotifier()
+        self.listener: Listener | None = None
+        if location.is_postgres:
+            conninfo, schema = location.postgres_conninfo(), location.postgres_params()["schema"]
+            self.db: PostgresDatabase | SQLiteDatabase = PostgresDatabase(conninfo, schema)
+            self.readmodel = ReadModel(self.db, readmodel_channel(schema))
+            self.runner = ProjectionRunner(
+                self.store, self.readmodel, self.notifier, lock=ProjectorLock(conninfo, schema)
+            )
+            self.listener = Listener(
+                conninfo,
+                {
+                    self.store.recorder.channel_name: self.runner.wake,  # type: ignore[attr-defined]
+                    readmodel_channel(schema): lambda p: self.notifier.publish(int(p)),
+                },
+                poll=lambda: self.notifier.publish(self.readmodel.position()),
+            )
+        else:
+            self.db = SQLiteDatabase(location.readmodel_path)
+            self.readmodel = ReadModel(self.db)
+            self.runner = ProjectionRunner(self.store, self.readmodel, self.notifier)
         self.queries = Queries(self.db, self.notifier)
-        self.runner = ProjectionRunner(self.store, self.readmodel, self.notifier)
         self.commands = JobCommands(self.store, settings.registry)
         self.orchestrator: Orchestrator | None = None
         if settings.workers:
@@ -80,17 +98,23 @@ class Runtime:
         install_log_bridge(self.settings.capture_level)
         self.runner.catch_up()
         self.runner.start()
+        if self.listener is not None:
+            self.listener.start()
         if self.orchestrator is not None:
-            reaped = self.orchestrator.reap(float("inf"), "abandoned: the server stopped")
-            if reaped:
-                log.warning("marked %d step(s) of a previous run as abandoned", reaped)
+            if self._lock_file is not None:
+                # We own the data directory: whatever is still running is orphaned.
+                reaped = self.orchestrator.reap(float("inf"), "abandoned: the server stopped")
+                if reaped:
+                    log.warning("marked %d step(s) of a previous run as abandoned", reaped)
             self.orchestrator.start()
 
     def stop(self) -> None:
         if self.orchestrator is not None:
             self.orchestrator.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.runner.stop()
-        self.runner.catch_up()
         self.db.close()
         self.store.close()
-        self._lock_file.close()
+        if self._lock_file is not None:
+            self._lock_file.close()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Recording
@@ -39,16 +39,35 @@ class StoreLocation:
         return self.data_dir / "readmodel.sqlite"
 
     def postgres_params(self) -> dict[str, str]:
-        """Connection parameters parsed from the ``postgresql://`` URL."""
+        """Connection parameters parsed from the ``postgresql://`` URL; the
+        optional ``?schema=NAME`` keeps one deployment's tables apart."""
         assert self.postgres_url is not None
         url = urlparse(self.postgres_url)
+        schema = parse_qs(url.query).get("schema", ["public"])[0]
+        if not schema.replace("_", "").isalnum():
+            raise ValueError(f"schema must be letters, digits and _, got {schema!r}")
         return {
             "host": url.hostname or "127.0.0.1",
             "port": str(url.port or 5432),
             "user": unquote(url.username or "postgres"),
             "password": unquote(url.password or ""),
             "dbname": url.path.lstrip("/") or "postgres",
+            "schema": schema,
         }
+
+    def postgres_conninfo(self) -> str:
+        p = self.postgres_params()
+        return " ".join(
+            f"{key}={p[name]}"
+            for key, name in (
+                ("host", "host"),
+                ("port", "port"),
+                ("user", "user"),
+                ("password", "password"),
+                ("dbname", "dbname"),
+            )
+            if p[name]
+        )
 
     def event_store_env(self) -> dict[str, str]:
         if self.postgres_url is None:
@@ -66,6 +85,7 @@ class StoreLocation:
             "POSTGRES_PORT": p["port"],
             "POSTGRES_USER": p["user"],
             "POSTGRES_PASSWORD": p["password"],
+            "POSTGRES_SCHEMA": p["schema"],
             "POSTGRES_POOL_SIZE": "8",
             "POSTGRES_MAX_OVERFLOW": "8",
         }
@@ -80,6 +100,15 @@ def parse_store(store: str | None, data_dir: str | Path) -> StoreLocation:
     return StoreLocation(Path(data_dir))
 
 
+def create_postgres_schema(location: StoreLocation) -> None:
+    """eventsourcing creates its tables but not the schema they live in."""
+    import psycopg
+
+    schema = location.postgres_params()["schema"]
+    with psycopg.connect(location.postgres_conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')  # type: ignore[arg-type]
+
+
 class JobStore(Application):
     """Stores jobs' events. Saves wake the projection runner in this process so
     the read model follows within milliseconds rather than a poll interval."""
@@ -91,6 +120,8 @@ class JobStore(Application):
         self.location = location
         self._saved_listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
+        if location.is_postgres:
+            create_postgres_schema(location)
         super().__init__(env=location.event_store_env())
 
     def on_saved(self, listener: Callable[[int], None]) -> None:

@@ -1,9 +1,9 @@
 """Connections to the read-model database.
 
 SQL in this package is written once, with ``?`` placeholders and portable
-syntax; a :class:`Database` runs it on SQLite (the embedded default).
-Readers get a consistent snapshot per ``read()``, so the position an answer
-states is the position its rows reflect.
+syntax; a :class:`Database` runs it on SQLite (the embedded default) or on
+PostgreSQL (scale-out). Readers get a consistent snapshot per ``read()``, so
+the position an answer states is the position its rows reflect.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 
 Row = dict[str, Any]
 
@@ -100,3 +104,57 @@ class SQLiteDatabase:
             self._readers.clear()
         with self._write_lock:
             self._writer.close()
+
+
+class _PostgresCursor:
+    """Runs the package's portable SQL on psycopg (``?`` becomes ``%s``)."""
+
+    def __init__(self, cur: psycopg.Cursor[Row]) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        return self._cur.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+
+class PostgresDatabase:
+    """A read model in one PostgreSQL schema, shared by every process."""
+
+    dialect = "postgres"
+
+    def __init__(self, conninfo: str, schema: str, max_size: int = 10) -> None:
+        self.conninfo = conninfo
+        self.schema = schema
+        self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "options": f"-c search_path={schema}",
+            },
+            open=True,
+        )
+
+    @contextmanager
+    def write(self) -> Iterator[_PostgresCursor]:
+        with self.pool.connection() as conn, conn.transaction():
+            yield _PostgresCursor(conn.cursor())
+
+    @contextmanager
+    def read(self) -> Iterator[_PostgresCursor]:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield _PostgresCursor(conn.cursor())
+
+    def close(self) -> None:
+        self.pool.close()

@@ -38,17 +38,24 @@ class PositionNotifier:
     async def wait_async(self, after: int, timeout: float) -> bool:
         """Like :meth:`wait` on the event loop. Registers before checking, so a
         publish between the check and the wait is never missed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         event = asyncio.Event()
-        key = (asyncio.get_running_loop(), event)
+        key = (loop, event)
         with self._cond:
             self._async_waiters.add(key)
         try:
-            if self.position > after:
-                return True
-            try:
-                await asyncio.wait_for(event.wait(), timeout)
-            except TimeoutError:
-                return self.position > after
+            while self.position <= after:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                event.clear()
+                if self.position > after:  # published between the check and clear()
+                    break
+                try:
+                    await asyncio.wait_for(event.wait(), remaining)
+                except TimeoutError:
+                    return self.position > after
             return True
         finally:
             with self._cond:

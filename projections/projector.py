@@ -15,9 +15,7 @@ import orjson
 
 from domain.aggregates import PENDING, SKIPPED, Manager, StepJob
 from projections.database import Cursor
-from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS
-
-TRACKING_NAME = "readmodel"
+from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS, TRACKING_NAME
 
 Positioned = tuple[int, Any]  # (store position, domain event)
 

@@ -10,8 +10,7 @@ import orjson
 
 from projections.database import Database, Row
 from projections.notifier import PositionNotifier
-from projections.projector import TRACKING_NAME
-from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS
+from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS, TRACKING_NAME
 
 LEVEL_NAMES = {n: name for name, n in LEVEL_NUMBERS.items()}
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from projections.database import Database
-from projections.projector import TRACKING_NAME, Positioned, apply_batch
-from projections.schema import create_tables, drop_tables
+from projections.projector import Positioned, apply_batch
+from projections.schema import TRACKING_NAME, create_tables, drop_tables
 
 
 class StaleBatch(RuntimeError):
@@ -14,8 +14,14 @@ class StaleBatch(RuntimeError):
 
 
 class ReadModel:
-    def __init__(self, db: Database) -> None:
+    """``notify_channel``: on PostgreSQL, each applied batch is announced on this
+    channel at commit, so every process can wake its streams and workers."""
+
+    def __init__(self, db: Database, notify_channel: str | None = None) -> None:
         self.db = db
+        self.notify_channel = notify_channel
+        # Serialises competing runners: a second one waits, then sees the move.
+        self._lock_tracking = " FOR UPDATE" if db.dialect == "postgres" else ""
         with db.write() as cur:
             create_tables(cur, db.dialect)
 
@@ -28,11 +34,16 @@ class ReadModel:
     def apply(self, expected_position: int, events: Sequence[Positioned]) -> None:
         """Apply a batch read after ``expected_position``, or nothing at all."""
         with self.db.write() as cur:
-            cur.execute("SELECT position FROM tracking WHERE name = ?", (TRACKING_NAME,))
+            cur.execute(
+                f"SELECT position FROM tracking WHERE name = ?{self._lock_tracking}",
+                (TRACKING_NAME,),
+            )
             row = cur.fetchone()
             if (int(row["position"]) if row else 0) != expected_position:
                 raise StaleBatch(f"read model is no longer at {expected_position}")
             apply_batch(cur, events)
+            if self.notify_channel:
+                cur.execute("SELECT pg_notify(?, ?)", (self.notify_channel, str(events[-1][0])))
 
     def reset(self) -> None:
         """Drop every row: the next runner pass replays all events."""

@@ -1,8 +1,10 @@
 """The projection runner: follows the event store and applies new events to the
 read model in batches, each batch with its tracking position in one transaction.
 
-It is the read model's only writer. After a restart it resumes from the
-tracked position, so every event is applied exactly once.
+It is the read model's only writer: on PostgreSQL, processes compete for a
+:class:`~projections.postgres_live.ProjectorLock` and the others stand by.
+After a restart it resumes from the tracked position, so every event is
+applied exactly once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import threading
 
 from domain.store import JobStore
 from projections.notifier import PositionNotifier
-from projections.readmodel import ReadModel
+from projections.postgres_live import ProjectorLock
+from projections.readmodel import ReadModel, StaleBatch
 
 log = logging.getLogger("steptrail.projection")
 
@@ -27,8 +30,10 @@ class ProjectionRunner:
         readmodel: ReadModel,
         notifier: PositionNotifier,
         poll_seconds: float = POLL_SECONDS,
+        lock: ProjectorLock | None = None,
     ) -> None:
         self.store = store
+        self.lock = lock
         self.readmodel = readmodel
         self.notifier = notifier
         self.poll_seconds = poll_seconds
@@ -37,6 +42,9 @@ class ProjectionRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         store.on_saved(lambda _position: self._wake.set())
+
+    def wake(self, _payload: object = None) -> None:
+        self._wake.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="steptrail-projection", daemon=True)
@@ -47,12 +55,25 @@ class ProjectionRunner:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.lock is None or self.lock.owned:
+            while self.process_batch():  # leave the model current for the next start
+                pass
+        if self.lock is not None:
+            self.lock.release()
+
+    @property
+    def active(self) -> bool:
+        """Whether this process is the one applying events."""
+        return self.lock is None or self.lock.held()
 
     def catch_up(self) -> int:
-        """Apply everything stored so far; return the position reached."""
-        while self.process_batch():
+        """Apply everything stored so far (if this process projects); return
+        the position the read model is at."""
+        while self.active and self.process_batch():
             pass
-        return self.readmodel.position()
+        position = self.readmodel.position()
+        self.notifier.publish(position)
+        return position
 
     def process_batch(self) -> int:
         """Apply the next batch of events; return how many were applied."""
@@ -71,9 +92,14 @@ class ProjectionRunner:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            if not self.active:
+                self._stop.wait(1.0)  # standby: another process projects
+                continue
             try:
                 applied = self.process_batch()
                 self.error = None
+            except StaleBatch:
+                continue  # another runner moved the model; read from there
             except Exception as e:
                 # Never skip an event: report, wait, and try the same batch again.
                 self.error = f"{type(e).__name__}: {e}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from projections.database import Cursor
 
+TRACKING_NAME = "readmodel"
 LEVEL_COLUMNS = {
     "DEBUG": "n_debug",
     "INFO": "n_info",
@@ -83,6 +84,11 @@ def statements(dialect: str) -> list[str]:
 def create_tables(cur: Cursor, dialect: str) -> None:
     for statement in statements(dialect):
         cur.execute(statement)
+    # The tracking row exists from the start, so competing runners lock one row.
+    cur.execute(
+        "INSERT INTO tracking (name, position) VALUES (?, 0) ON CONFLICT DO NOTHING",
+        (TRACKING_NAME,),
+    )
 
 
 def drop_tables(cur: Cursor) -> None:

@@ -13,12 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from sse_starlette.sse import AppStatus
@@ -125,6 +127,7 @@ class LiveServer:
 
 def start_server(data_dir: Path, **overrides: Any) -> LiveServer:
     console = ThreadSafeBuffer()
+    token = overrides.pop("token", None)
     settings = Settings(
         location=parse_store(overrides.pop("store", None), data_dir),
         registry=test_registry(),
@@ -136,7 +139,7 @@ def start_server(data_dir: Path, **overrides: Any) -> LiveServer:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(rt), log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
+        create_app(rt, token=token), log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -165,11 +168,12 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 
 @dataclass
 class ServerProcess:
-    """``steptrail serve`` in its own process, for tests that kill it."""
+    """``steptrail serve`` (or ``worker``) in its own process, for tests that kill it."""
 
     data_dir: Path
     port: int
     extra_args: tuple[str, ...] = ()
+    command: str = "serve"
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -178,20 +182,23 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
-        self.log_path = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
+        self.log_path = (
+            self.data_dir.parent / f"{self.command}-{self.port}-{time.monotonic_ns()}.log"
+        )
         args = [
             sys.executable,
             "-m",
             "api.cli",
-            "serve",
+            self.command,
             "--data-dir",
             str(self.data_dir),
-            "--port",
-            str(self.port),
             "--jobs",
             str(JOBDEFS),
             *self.extra_args,
         ]
+        if self.command == "serve":
+            args += ["--port", str(self.port)]
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 args,
@@ -200,11 +207,13 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        wait_until(self._healthy, 30, 0.05, what=f"server on {self.port} (log: {self.log_path})")
+        wait_until(self._ready, 30, 0.05, what=f"{self.command} to start (log: {self.log_path})")
         return self
 
-    def _healthy(self) -> bool:
+    def _ready(self) -> bool:
         assert self.proc is not None and self.proc.poll() is None, self.output()
+        if self.command == "worker":
+            return "running" in self.output()
         try:
             return httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
@@ -226,3 +235,28 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+PG_URL = os.environ.get("STEPTRAIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_store() -> Iterator[str]:
+    """A store URL on the real PostgreSQL, in a schema of its own.
+
+    Unreachable PostgreSQL fails the test under CI (CI=true) and skips it
+    elsewhere: CI must never pass by skipping the scale-out path."""
+    location = parse_store(PG_URL, ".")
+    conninfo = location.postgres_conninfo()
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is unreachable at {PG_URL}: {e}")
+        pytest.skip(f"PostgreSQL is unreachable at {PG_URL}")
+    schema = f"st_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{PG_URL}?schema={schema}"
+    finally:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
+        conn.close()

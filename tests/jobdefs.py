@@ -68,3 +68,11 @@ async def async_fanout(ctx: StepContext) -> None:
 
 
 ASYNC = JobDefinition.of("async-fanout", [async_fanout])
+
+
+RETRIED = JobDefinition.of(
+    "retried-drip",
+    [drip],
+    [Param("lines", int, 100), Param("interval", float, 0.05)],
+    max_attempts=2,
+)
