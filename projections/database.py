@@ -27,6 +27,11 @@ class Cursor(Protocol):
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """The fastest bulk insert the database has."""
+
     def fetchall(self) -> list[Any]: ...
 
     def fetchone(self) -> Any: ...
@@ -46,6 +51,14 @@ class Database(Protocol):
 
 def _dict_factory(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+class _SQLiteCursor(sqlite3.Cursor):
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
 class SQLiteDatabase:
@@ -74,7 +87,7 @@ class SQLiteDatabase:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
         with self._write_lock:
-            cur = self._writer.cursor()
+            cur = self._writer.cursor(_SQLiteCursor)
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
@@ -90,7 +103,7 @@ class SQLiteDatabase:
             conn = self._local.conn = self._connect()
             with self._readers_lock:
                 self._readers.append(conn)
-        cur = conn.cursor()
+        cur = conn.cursor(_SQLiteCursor)
         cur.execute("BEGIN")
         try:
             yield cur
@@ -117,6 +130,13 @@ class _PostgresCursor:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         return self._cur.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        with self._cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[arg-type]
+            for row in rows:
+                copy.write_row(row)
 
     def fetchall(self) -> list[Any]:
         return self._cur.fetchall()

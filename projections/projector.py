@@ -18,6 +18,7 @@ from projections.database import Cursor
 from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS, TRACKING_NAME
 
 Positioned = tuple[int, Any]  # (store position, domain event)
+LINE_COLUMNS = ("step_job_id", "seq", "ts", "levelno", "logger", "message", "fields", "position")
 
 
 def _json(value: Any) -> str:
@@ -184,11 +185,7 @@ class _Batch:
 
     def finish(self) -> None:
         if self.lines:
-            self.cur.executemany(
-                "INSERT INTO lines (step_job_id, seq, ts, levelno, logger, message, fields,"
-                " position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                self.lines,
-            )
+            self.cur.insert_rows("lines", LINE_COLUMNS, self.lines)
 
 
 HANDLERS: dict[type, Callable[[_Batch, int, Any], None]] = {
