@@ -20,6 +20,7 @@ from api.jsonresponse import json_response
 from api.openapi import OPENAPI
 from api.routes import ROUTES
 from api.runtime import Runtime
+from api.stream import stream
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
@@ -52,6 +53,7 @@ def create_app(rt: Runtime, manage_lifecycle: bool = True, token: str | None = N
             Route("/", index),
             Route("/openapi.json", openapi),
             *ROUTES,
+            Route("/api/stream", stream),
             Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
