@@ -65,6 +65,9 @@ class SQLiteDatabase:
     """A read-model file: one writer connection, one reader per thread."""
 
     dialect = "sqlite"
+    # A crash may lose the last commits of the read model, never of the
+    # event store; the tracking row goes back with them, so replay fills in.
+    pragmas: tuple[str, ...] = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -78,10 +81,8 @@ class SQLiteDatabase:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.row_factory = _dict_factory
-        conn.execute("PRAGMA journal_mode=WAL")
-        # A crash may lose the last commits of the read model, never of the
-        # event store; the tracking row goes back with them, so replay fills in.
-        conn.execute("PRAGMA synchronous=NORMAL")
+        for pragma in self.pragmas:
+            conn.execute(pragma)
         return conn
 
     @contextmanager

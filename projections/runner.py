@@ -15,12 +15,24 @@ import threading
 from domain.store import JobStore
 from projections.notifier import PositionNotifier
 from projections.postgres_live import ProjectorLock
+from projections.projector import Positioned
 from projections.readmodel import ReadModel, StaleBatch
 
 log = logging.getLogger("steptrail.projection")
 
 BATCH_NOTIFICATIONS = 200
 POLL_SECONDS = 0.5  # saves in this process wake the runner at once; others are polled
+
+
+def read_events(
+    store: JobStore, after: int, limit: int, stop: int | None = None
+) -> list[Positioned]:
+    """Up to ``limit`` stored events after position ``after`` (none beyond
+    ``stop``), decoded by the store's mapper (so upcasting applies)."""
+    notifications = store.recorder.select_notifications(
+        after, limit, stop=stop, inclusive_of_start=False
+    )
+    return [(n.id, store.mapper.to_domain_event(n)) for n in notifications]
 
 
 class ProjectionRunner:
@@ -78,16 +90,13 @@ class ProjectionRunner:
     def process_batch(self) -> int:
         """Apply the next batch of events; return how many were applied."""
         position = self.readmodel.position()
-        notifications = self.store.recorder.select_notifications(
-            position, BATCH_NOTIFICATIONS, inclusive_of_start=False
-        )
-        if not notifications:
+        events = read_events(self.store, position, BATCH_NOTIFICATIONS)
+        if not events:
             self.notifier.publish(position)
             return 0
-        events = [(n.id, self.store.mapper.to_domain_event(n)) for n in notifications]
         self.readmodel.apply(position, events)
-        self.notifier.publish(notifications[-1].id)
-        return len(notifications)
+        self.notifier.publish(events[-1][0])
+        return len(events)
 
     def _run(self) -> None:
         while not self._stop.is_set():
