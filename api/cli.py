@@ -16,6 +16,7 @@ import orjson
 import uvicorn
 from starlette.concurrency import run_in_threadpool
 
+from api.cli_history import register as register_history_commands
 from api.runtime import DataDirInUse, Runtime, Settings
 from domain.builtin_jobs import builtin_registry
 from domain.definitions import Registry
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--url", default=os.environ.get("STEPTRAIL_URL", DEFAULT_URL))
     submit.add_argument("--token", default=os.environ.get("STEPTRAIL_TOKEN"))
     submit.set_defaults(fn=cmd_submit)
+
+    register_history_commands(sub)
     return parser
 
 

@@ -192,6 +192,62 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": {"description": "text/event-stream"}},
             }
         },
+        "/api/jobs/{job_id}/events": {
+            "get": {
+                "summary": "The job's events (manager and step jobs) in store order, from the"
+                " event store",
+                "parameters": [
+                    _path("job_id"),
+                    _q("after", {"type": "integer", "minimum": 0, "default": 0}, "position"),
+                    _q(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        "events per page",
+                    ),
+                    _q(
+                        "lines",
+                        {"type": "string", "enum": ["true", "false"], "default": "true"},
+                        "include StepLogged lines (false keeps their seq range and counts)",
+                    ),
+                ],
+                "responses": _ok("a page of events; next_after continues while has_more"),
+            }
+        },
+        "/api/jobs/{job_id}/state": {
+            "get": {
+                "summary": "The job's Manager aggregate as it was at a version",
+                "parameters": [
+                    _path("job_id"),
+                    _q("version", {"type": "integer", "minimum": 1}, "default: the latest"),
+                ],
+                "responses": _ok("the aggregate's state"),
+            }
+        },
+        "/api/steps/{step_job_id}/state": {
+            "get": {
+                "summary": "A StepJob aggregate as it was at a version",
+                "parameters": [
+                    _path("step_job_id"),
+                    _q("version", {"type": "integer", "minimum": 1}, "default: the latest"),
+                ],
+                "responses": _ok("the aggregate's state"),
+            }
+        },
+        "/api/jobs/{job_id}/replay": {
+            "get": {
+                "summary": "The job as the read model showed it at a store position",
+                "parameters": [
+                    _path("job_id"),
+                    {
+                        "name": "position",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                ],
+                "responses": _ok("the job, shaped like GET /api/jobs/{job_id}"),
+            }
+        },
     },
     "components": {
         "responses": {

@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from api.errors import ApiError, bad_request, not_found
+from api.history import HISTORY_ROUTES
 from api.jsonresponse import json_response
 from api.params import choice_param, int_param, level_param, limit_param, time_param
 from api.runtime import Runtime
@@ -208,4 +209,5 @@ ROUTES = [
     Route("/api/steps/{step_job_id}/logs", step_logs),
     Route("/api/steps/{step_job_id}/logs/download", download_step_logs),
     Route("/api/logs", all_logs),
+    *HISTORY_ROUTES,
 ]

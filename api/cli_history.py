@@ -1,0 +1,199 @@
+"""``steptrail events | rebuild | verify``: event replay from the terminal.
+
+They open the event store (and read model) directly, so they work whether or
+not a server is running; ``rebuild`` swaps the new model in without taking the
+running server's model away (see projections/replace.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from domain.commands import NotFound
+from domain.store import JobStore, StoreLocation, parse_store
+from projections.database import Database, PostgresDatabase, SQLiteDatabase
+from projections.history import job_events
+from projections.rebuild import verify
+from projections.replace import rebuild_live
+
+EVENTS_PER_PAGE = 200
+
+
+class Unusable(Exception):
+    """The data directory or store cannot be used: exit status 2."""
+
+
+def _location(args: argparse.Namespace) -> StoreLocation:
+    location = parse_store(args.store, args.data_dir)
+    if not location.is_postgres and not location.events_path.exists():
+        raise Unusable(f"no event store at {location.events_path}")
+    return location
+
+
+@contextmanager
+def _store(args: argparse.Namespace) -> Iterator[JobStore]:
+    store = JobStore(_location(args))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _live_readmodel(location: StoreLocation) -> Database:
+    if location.is_postgres:
+        schema = location.postgres_params()["schema"]
+        return PostgresDatabase(location.postgres_conninfo(), schema, max_size=2)
+    if not location.readmodel_path.exists():
+        raise Unusable(f"no read model at {location.readmodel_path}")
+    return SQLiteDatabase(location.readmodel_path)
+
+
+def _scratch_dir(location: StoreLocation) -> str | None:
+    """Next to the data (sized for it) when it is on this machine."""
+    return None if location.is_postgres else str(location.data_dir)
+
+
+# events
+
+
+def _value(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _event_line(event: dict[str, Any], names: dict[str, str]) -> str:
+    payload = event["payload"]
+    if event["aggregate"] == "StepJob" and event["type"] == "StepStarted":
+        names[event["originator_id"]] = f"{payload['step_name']}#{payload['attempt']}"
+    who = "job" if event["aggregate"] == "Manager" else names.get(event["originator_id"])
+    who = who or f"step {event['originator_id'][:8]}"
+    details = " ".join(f"{k}={_value(v)}" for k, v in payload.items() if k != "lines")
+    return (
+        f"{event['position']:>9}  {event['timestamp'][:23]}  {who:<20} "
+        f"v{event['version']:<6} {event['type']:<17} {details}"
+    )
+
+
+def _line_text(line: dict[str, Any]) -> str:
+    message = line["message"].replace("\n", "\n" + " " * 22)
+    return f"{'':>9}  seq {line['seq']:>7} {line['level']:<8} {line['logger']}: {message}"
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    names: dict[str, str] = {}
+    with _store(args) as store:
+        after = args.after
+        while True:
+            page = job_events(store, args.job_id, after, EVENTS_PER_PAGE, args.json or args.lines)
+            out = []
+            for event in page["events"]:
+                if args.json:
+                    out.append(orjson.dumps(event).decode())
+                    continue
+                out.append(_event_line(event, names))
+                out += [_line_text(line) for line in event["payload"].get("lines", ())]
+            if out:
+                print("\n".join(out))
+            if not page["has_more"]:
+                return 0
+            after = page["next_after"]
+
+
+# rebuild and verify
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    with _store(args) as store:
+        if store.location.is_postgres:
+            raise Unusable("rebuild of a PostgreSQL read model is not supported yet")
+        position = rebuild_live(store, store.location.readmodel_path)
+    print(
+        f"steptrail: rebuilt the read model from the events up to position {position}"
+        f" in {time.monotonic() - started:.1f} s"
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        live = _live_readmodel(store.location)
+        try:
+            with tempfile.TemporaryDirectory(
+                prefix="steptrail-verify-", dir=_scratch_dir(store.location)
+            ) as tmp:
+                result = verify(store, live, Path(tmp) / "rebuilt.sqlite")
+        finally:
+            live.close()
+    counts = ", ".join(f"{table}: {n}" for table, n in result.counts.items())
+    if result.differences:
+        print("\n".join(result.differences))
+        print(
+            f"steptrail: verify: {len(result.differences)} difference(s) between the read model"
+            f" and a rebuild from the events at position {result.position}"
+            " (`steptrail rebuild` repairs it)",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"steptrail: verify: the read model matches a rebuild from the events"
+        f" at position {result.position} ({counts})"
+    )
+    return 0
+
+
+def _guarded(fn: Any) -> Any:
+    """Known failures become one line on stderr and an exit status."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args))
+        except NotFound as e:
+            print(f"steptrail: {e}", file=sys.stderr)
+            return 1
+        except Unusable as e:
+            print(f"steptrail: {e}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=os.environ.get("STEPTRAIL_DATA_DIR", ".steptrail"))
+    p.add_argument(
+        "--store",
+        default=os.environ.get("STEPTRAIL_STORE"),
+        help="sqlite (default) or postgresql://user@host:port/db[?schema=NAME]",
+    )
+
+
+def register(sub: Any) -> None:
+    """Add the event replay subcommands to ``steptrail``'s parser."""
+    events = sub.add_parser("events", help="print a job's event history in store order")
+    events.add_argument("job_id")
+    events.add_argument("--json", action="store_true", help="one JSON event per line")
+    events.add_argument("--lines", action="store_true", help="print StepLogged lines too")
+    events.add_argument("--after", type=int, default=0, help="start after this position")
+    _store_args(events)
+    events.set_defaults(fn=_guarded(cmd_events))
+
+    rebuild = sub.add_parser(
+        "rebuild", help="rebuild the read model from the events (a running server keeps serving)"
+    )
+    _store_args(rebuild)
+    rebuild.set_defaults(fn=_guarded(cmd_rebuild))
+
+    verify_ = sub.add_parser(
+        "verify", help="compare the read model with a rebuild; exit 1 on any difference"
+    )
+    _store_args(verify_)
+    verify_.set_defaults(fn=_guarded(cmd_verify))

@@ -1,0 +1,175 @@
+"""A job's history, read from the event store itself (not the read model).
+
+- :func:`job_events`: the manager's and its step jobs' events in store order.
+- :func:`aggregate_state`: a Manager or StepJob as it was at a version.
+
+Events are decoded by the store's mapper, so events written by an older
+version of an event class are upcast on the way (see tests/test_upcast.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+
+from domain.aggregates import LINE_FIELDS, Manager, StepJob
+from domain.commands import NotFound, get_manager, parse_id
+from domain.store import JobStore
+
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+class OutOfRange(ValueError):
+    """A version or position the job or step does not have; ``field`` names it."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _select_sqlite(
+    store: JobStore, ids: Sequence[UUID], after: int, stop: int, limit: int
+) -> list[Notification]:
+    """The SQLite position is the events table's rowid; the primary key index on
+    (originator_id, originator_version) also holds it, so the inner query sorts
+    only integers and the outer one reads just the page's rows."""
+    recorder: Any = store.recorder
+    table = recorder.events_table_name
+    marks = ", ".join("?" * len(ids))
+    sql = (
+        f"SELECT rowid, originator_id, originator_version, topic, state FROM {table}"
+        f" WHERE rowid IN (SELECT rowid FROM {table} WHERE originator_id IN ({marks})"
+        "  AND rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?) ORDER BY rowid"
+    )
+    with recorder.datastore.transaction(commit=False) as c:
+        c.execute(sql, [*(i.hex for i in ids), after, stop, limit])
+        rows = c.fetchall()
+    return [
+        Notification(
+            id=r["rowid"],
+            originator_id=recorder.convert_originator_id(r["originator_id"]),
+            originator_version=r["originator_version"],
+            topic=r["topic"],
+            state=r["state"],
+        )
+        for r in rows
+    ]
+
+
+def _select_postgres(
+    store: JobStore, ids: Sequence[UUID], after: int, stop: int, limit: int
+) -> list[Notification]:
+    """The PostgreSQL position is ``notification_id`` (indexed)."""
+    from psycopg.sql import SQL, Identifier
+
+    recorder: Any = store.recorder
+    sql = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state"
+        " FROM {schema}.{table} WHERE originator_id = ANY(%s)"
+        " AND notification_id > %s AND notification_id <= %s"
+        " ORDER BY notification_id LIMIT %s"
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    with recorder.datastore.transaction(commit=False) as c:
+        c.execute(sql, (list(ids), after, stop, limit))
+        rows = c.fetchall()
+    return [
+        Notification(
+            id=r["notification_id"],
+            originator_id=r["originator_id"],
+            originator_version=r["originator_version"],
+            topic=r["topic"],
+            state=bytes(r["state"]),
+        )
+        for r in rows
+    ]
+
+
+def select_job_events(
+    store: JobStore, job_id: str, after: int, limit: int, stop: int | None = None
+) -> tuple[list[tuple[int, Any]], int]:
+    """Up to ``limit`` decoded events of the job after ``after`` (and at or
+    before ``stop``), and ``end``: with fewer than ``limit`` events, the answer
+    holds every event of the job up to ``end``.
+
+    The store's end is read BEFORE the manager: a step job is created in the
+    same transaction as the manager's StepStarted, so every step job with an
+    event at or before that end is in the manager's ``step_job_ids``."""
+    end = store.recorder.max_notification_id() or 0
+    if stop is not None:
+        end = min(end, stop)
+    manager = get_manager(store, job_id)
+    ids = [manager.id, *(UUID(s) for s in manager.step_job_ids)]
+    select = _select_postgres if store.location.is_postgres else _select_sqlite
+    notifications = select(store, ids, after, end, limit)
+    return [(n.id, store.mapper.to_domain_event(n)) for n in notifications], end
+
+
+def event_json(position: int, event: Any, with_lines: bool = True) -> dict[str, Any]:
+    """One event: where it is, whose it is, and what it says. StepLogged
+    lines become objects (or are left out, keeping their seq range and counts)."""
+    aggregate, _, name = type(event).__qualname__.rpartition(".")
+    payload = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+    if isinstance(event, StepJob.StepLogged):
+        if with_lines:
+            payload["lines"] = [dict(zip(LINE_FIELDS, line, strict=True)) for line in event.lines]
+        else:
+            del payload["lines"]
+    return {
+        "position": position,
+        "originator_id": str(event.originator_id),
+        "aggregate": aggregate,
+        "version": event.originator_version,
+        "type": name,
+        "timestamp": event.timestamp.isoformat(),
+        "payload": payload,
+    }
+
+
+def job_events(
+    store: JobStore, job_id: str, after: int, limit: int, with_lines: bool = True
+) -> dict[str, Any]:
+    """A page of the job's history; ``next_after`` continues it."""
+    events, end = select_job_events(store, job_id, after, limit + 1)
+    page, has_more = events[:limit], len(events) > limit
+    return {
+        "job_id": job_id,
+        "events": [event_json(p, e, with_lines) for p, e in page],
+        "next_after": page[-1][0] if has_more else max(end, after),
+        "has_more": has_more,
+    }
+
+
+def aggregate_state(
+    store: JobStore, aggregate_id: str, kind: type[Manager] | type[StepJob], version: int | None
+) -> dict[str, Any]:
+    """The aggregate as it was at ``version`` (default: now). Raises NotFound
+    for an unknown id (or one of another kind), OutOfRange past its end."""
+    what = "job" if kind is Manager else "step"
+    uid = parse_id(aggregate_id, what)
+    last = store.recorder.select_events(uid, desc=True, limit=1)
+    if not last:
+        raise NotFound(f"no {what} with id {aggregate_id!r}")
+    latest = last[0].originator_version
+    if version is not None and version > latest:
+        raise OutOfRange(
+            f"version must be between 1 and {latest} (the {what}'s latest), got {version}",
+            "version",
+        )
+    aggregate = store.repository.get(uid, version=version)
+    if not isinstance(aggregate, kind):
+        raise NotFound(f"no {what} with id {aggregate_id!r}")
+    return {
+        "id": str(aggregate.id),
+        "type": kind.__name__,
+        "version": aggregate.version,
+        "latest_version": latest,
+        "created_on": aggregate.created_on.isoformat(),
+        "modified_on": aggregate.modified_on.isoformat(),
+        "state": {k: v for k, v in vars(aggregate).items() if not k.startswith("_")},
+    }
