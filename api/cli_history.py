@@ -49,10 +49,14 @@ def _store(args: argparse.Namespace) -> Iterator[JobStore]:
         store.close()
 
 
+def _postgres_readmodel(location: StoreLocation) -> PostgresDatabase:
+    schema = location.postgres_params()["schema"]
+    return PostgresDatabase(location.postgres_conninfo(), schema, max_size=2)
+
+
 def _live_readmodel(location: StoreLocation) -> Database:
     if location.is_postgres:
-        schema = location.postgres_params()["schema"]
-        return PostgresDatabase(location.postgres_conninfo(), schema, max_size=2)
+        return _postgres_readmodel(location)
     if not location.readmodel_path.exists():
         raise Unusable(f"no read model at {location.readmodel_path}")
     return SQLiteDatabase(location.readmodel_path)
@@ -114,9 +118,15 @@ def cmd_events(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with _store(args) as store:
-        if store.location.is_postgres:
-            raise Unusable("rebuild of a PostgreSQL read model is not supported yet")
-        position = rebuild_live(store, store.location.readmodel_path)
+        location = store.location
+        if location.is_postgres:
+            live = _postgres_readmodel(location)
+            try:
+                position = rebuild_live(store, live)
+            finally:
+                live.close()
+        else:
+            position = rebuild_live(store, location.readmodel_path)
     print(
         f"steptrail: rebuilt the read model from the events up to position {position}"
         f" in {time.monotonic() - started:.1f} s"

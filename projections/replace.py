@@ -7,6 +7,8 @@ model up to the store and copies it over the live rows. Readers see the old
 model or the new one, never a mix; a runner that had read a batch before the
 swap finds the model moved (StaleBatch) and reads again from the new position.
 
+On SQLite that transaction holds the file's write lock; on PostgreSQL it holds
+the tracking row (FOR UPDATE), which every runner locks before a batch.
 Nothing here needs the server's cooperation, so ``steptrail rebuild`` works the
 same whether a server is running or not.
 """
@@ -18,12 +20,14 @@ import tempfile
 from pathlib import Path
 
 from domain.store import JobStore
-from projections.database import SQLiteDatabase
+from projections.database import Cursor, PostgresDatabase, SQLiteDatabase
 from projections.readmodel import ReadModel
 from projections.rebuild import catch_up, rebuild_into
 from projections.schema import TRACKING_NAME, create_tables
 
 TABLES = ("tracking", "jobs", "steps", "lines")
+SERIALS = (("jobs", "job_no"), ("lines", "line_id"))  # copied ids: move the sequences on
+COPY_PAGE = 20_000
 LOCK_TIMEOUT = 60.0  # seconds to wait for the live runner's current batch
 
 
@@ -57,13 +61,52 @@ def _swap_sqlite(store: JobStore, live_path: Path, rebuilt: SQLiteDatabase) -> i
         conn.close()
 
 
-def rebuild_live(store: JobStore, live_path: Path) -> int:
-    """Rebuild the read model at ``live_path`` from ``store`` and swap it in;
-    return the position the live model is at afterwards."""
-    with tempfile.TemporaryDirectory(prefix="steptrail-rebuild-", dir=live_path.parent) as tmp:
+def _swap_postgres(store: JobStore, live: PostgresDatabase, rebuilt: SQLiteDatabase) -> int:
+    ReadModel(live)  # a schema whose model never existed
+    with live.write() as cur:
+        # Every runner locks this row before applying a batch: they wait here.
+        cur.execute("SELECT position FROM tracking WHERE name = ? FOR UPDATE", (TRACKING_NAME,))
+        position = catch_up(store, ReadModel(rebuilt))  # everything stored until now
+        for table in reversed(TABLES[1:]):
+            cur.execute(f"DELETE FROM {table}")  # not TRUNCATE: readers keep their snapshot
+        with rebuilt.read() as source:
+            for table in TABLES[1:]:
+                _copy_rows(source, cur, table)
+        cur.execute("UPDATE tracking SET position = ? WHERE name = ?", (position, TRACKING_NAME))
+        for table, column in SERIALS:
+            cur.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                f" COALESCE(MAX({column}), 0) + 1, false) FROM {table}"
+            )
+    return position
+
+
+def _copy_rows(source: Cursor, target: Cursor, table: str) -> None:
+    """Copy a table page by page, in rowid order (the order it was filled in)."""
+    after = 0
+    while True:
+        source.execute(
+            f"SELECT rowid AS rowid_, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (after, COPY_PAGE),
+        )
+        rows = source.fetchall()
+        if not rows:
+            return
+        columns = [c for c in rows[0] if c != "rowid_"]
+        target.insert_rows(table, columns, [[r[c] for c in columns] for r in rows])
+        after = rows[-1]["rowid_"]
+
+
+def rebuild_live(store: JobStore, live: Path | PostgresDatabase) -> int:
+    """Rebuild the live read model (an SQLite file, or the PostgreSQL schema)
+    from ``store`` and swap it in; return the position it is at afterwards."""
+    scratch_dir = live.parent if isinstance(live, Path) else None
+    with tempfile.TemporaryDirectory(prefix="steptrail-rebuild-", dir=scratch_dir) as tmp:
         rebuilt = rebuild_into(store, Path(tmp) / "readmodel.sqlite")  # live serves meanwhile
         try:
             catch_up(store, ReadModel(rebuilt))  # close to the store's end before locking
-            return _swap_sqlite(store, live_path, rebuilt)
+            if isinstance(live, Path):
+                return _swap_sqlite(store, live, rebuilt)
+            return _swap_postgres(store, live, rebuilt)
         finally:
             rebuilt.close()
