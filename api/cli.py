@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--token", default=os.environ.get("STEPTRAIL_TOKEN"))
     submit.set_defaults(fn=cmd_submit)
 
-    register_history_commands(sub)
+    register_history_commands(sub, DEFAULT_URL)
     return parser
 
 

@@ -1,8 +1,9 @@
-"""``steptrail events | rebuild | verify``: event replay from the terminal.
+"""``steptrail events | rebuild | verify | tail``: event replay from the terminal.
 
-They open the event store (and read model) directly, so they work whether or
-not a server is running; ``rebuild`` swaps the new model in without taking the
-running server's model away (see projections/replace.py).
+``events``, ``rebuild`` and ``verify`` open the event store (and read model)
+directly, so they work whether or not a server is running; ``rebuild`` swaps
+the new model in without taking the running server's model away (see
+projections/replace.py). ``tail`` follows a job through a server's API.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
+from api.tail import READ_TIMEOUT, JobNotFound, Lost, Tail
 from domain.commands import NotFound
 from domain.store import JobStore, StoreLocation, parse_store
 from projections.database import Database, PostgresDatabase, SQLiteDatabase
@@ -161,6 +164,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tail(args: argparse.Namespace) -> int:
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
+    with httpx.Client(base_url=args.url, headers=headers, timeout=timeout) as client:
+        try:
+            return Tail(client, args.job_id, args.step, sys.stdout, args.reconnect).run()
+        except (JobNotFound, httpx.HTTPStatusError) as e:
+            raise Unusable(str(e)) from None
+        except Lost as e:
+            print(f"steptrail: {e}", file=sys.stderr)
+            return 3
+
+
 def _guarded(fn: Any) -> Any:
     """Known failures become one line on stderr and an exit status."""
 
@@ -186,7 +202,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def register(sub: Any) -> None:
+def register(sub: Any, default_url: str) -> None:
     """Add the event replay subcommands to ``steptrail``'s parser."""
     events = sub.add_parser("events", help="print a job's event history in store order")
     events.add_argument("job_id")
@@ -207,3 +223,19 @@ def register(sub: Any) -> None:
     )
     _store_args(verify_)
     verify_.set_defaults(fn=_guarded(cmd_verify))
+
+    tail = sub.add_parser(
+        "tail", help="follow a job's lines live (through a server) until the job ends"
+    )
+    tail.add_argument("job_id")
+    tail.add_argument("--step", metavar="NAME", help="only this step (every attempt)")
+    tail.add_argument("--url", default=os.environ.get("STEPTRAIL_URL", default_url))
+    tail.add_argument("--token", default=os.environ.get("STEPTRAIL_TOKEN"))
+    tail.add_argument(
+        "--reconnect",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to keep trying to reach a server that went away (default 60)",
+    )
+    tail.set_defaults(fn=_guarded(cmd_tail))

@@ -1,0 +1,190 @@
+"""``steptrail tail JOB_ID [--step NAME]``: follow a job's lines in the terminal.
+
+Steps are printed one step job at a time, in the order they started, each in
+seq order: first what the read model already has (``/api/steps/{id}/logs``),
+then what the stream (``/api/stream``) brings, resuming after the last
+position received when the connection drops (a server restart), and printing
+each seq once. It exits when the job has ended and every line is printed: 0
+if the job succeeded, 1 if it failed or was cancelled.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import datetime
+from typing import Any, TextIO
+
+import httpx
+import orjson
+from httpx_sse import connect_sse
+
+from domain.aggregates import JOB_FINAL, STEP_FINAL, SUCCEEDED
+
+PAGE = 5000
+READ_TIMEOUT = 30.0  # the stream pings every 10 s: silence this long means it is gone
+
+
+class Lost(Exception):
+    """The server stayed unreachable for longer than the reconnect window."""
+
+
+class JobNotFound(Exception):
+    pass
+
+
+def line_text(job_id: str, line: dict[str, Any]) -> str:
+    """The server console's format: time, level, job/step#attempt, seq, logger."""
+    clock = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).astimezone()
+    where = f"[{job_id[:8]}/{line['step_name']}#{line['attempt']}]"
+    message = line["message"].replace("\n", "\n    ")
+    return (
+        f"{clock:%H:%M:%S} {line['level']:<8} {where} {line['seq']:>6} {line['logger']}: {message}"
+    )
+
+
+class Tail:
+    def __init__(
+        self,
+        client: httpx.Client,
+        job_id: str,
+        step_name: str | None,
+        out: TextIO,
+        reconnect_seconds: float,
+    ) -> None:
+        self.client = client
+        self.job_id = job_id
+        self.step_name = step_name
+        self.out = out
+        self.reconnect_seconds = reconnect_seconds
+        self.job: dict[str, Any] = {}
+        self.steps: dict[str, dict[str, Any]] = {}  # latest row of each step job
+        self.printed: dict[str, int] = {}  # last seq printed, per step job
+        self.position = 0  # the stream cursor: everything up to it is known
+
+    # talking to the server, through restarts
+
+    def _backoff(
+        self, error: Exception, lost_at: float | None, delay: float
+    ) -> tuple[float, float]:
+        """Wait before trying the server again; give up after the reconnect
+        window. Returns when the loss started and the next delay."""
+        now = time.monotonic()
+        if lost_at is None:
+            lost_at = now
+            print(f"steptrail: lost the server ({error}); reconnecting", file=sys.stderr)
+        if now - lost_at > self.reconnect_seconds:
+            raise Lost(f"the server was unreachable for {self.reconnect_seconds:.0f} s") from error
+        time.sleep(delay)  # a pause between attempts, not synchronisation
+        return lost_at, min(delay * 2, 2.0)
+
+    def _get(self, path: str, **params: Any) -> dict[str, Any]:
+        lost_at, delay = None, 0.1
+        while True:
+            try:
+                r = self.client.get(path, params=params)
+            except httpx.TransportError as e:
+                lost_at, delay = self._backoff(e, lost_at, delay)
+                continue
+            if r.status_code == 404:
+                raise JobNotFound(r.json()["error"]["message"])
+            r.raise_for_status()
+            return r.json()  # type: ignore[no-any-return]
+
+    def _messages(self, step_job_id: str | None) -> Iterator[tuple[str, Any]]:
+        """The stream from the cursor on; after a drop, again from the last id."""
+        lost_at, delay = None, 0.1
+        while True:
+            params = {"job_id": self.job_id, "after": self.position}
+            if step_job_id is not None:
+                params["step_job_id"] = step_job_id
+            try:
+                with connect_sse(self.client, "GET", "/api/stream", params=params) as source:
+                    source.response.raise_for_status()
+                    lost_at, delay = None, 0.1
+                    for sse in source.iter_sse():
+                        yield sse.event, orjson.loads(sse.data) if sse.data else None
+                        if sse.id:
+                            self.position = int(sse.id)
+            except httpx.TransportError as e:
+                lost_at, delay = self._backoff(e, lost_at, delay)
+
+    # what to print next
+
+    def _wanted(self, step_job_id: str) -> bool:
+        step = self.steps.get(step_job_id)
+        return self.step_name is None or (step is not None and step["name"] == self.step_name)
+
+    def _done(self, step_job_id: str) -> bool:
+        step = self.steps[step_job_id]
+        return step["status"] in STEP_FINAL and self.printed.get(step_job_id, 0) >= step["last_seq"]
+
+    def _next_step(self) -> str | None:
+        """The first started step job (in start order) not printed to its end."""
+        for step_job_id in self.job["step_job_ids"]:
+            if (
+                step_job_id in self.steps
+                and self._wanted(step_job_id)
+                and not self._done(step_job_id)
+            ):
+                return step_job_id
+        return None
+
+    def _print(self, step_job_id: str, lines: list[dict[str, Any]]) -> None:
+        last = self.printed.get(step_job_id, 0)
+        fresh = [line for line in lines if line["seq"] > last]  # each seq once
+        if fresh:
+            self.out.write("".join(line_text(self.job_id, x) + "\n" for x in fresh))
+            self.out.flush()
+            self.printed[step_job_id] = fresh[-1]["seq"]
+
+    # following
+
+    def _catch_up(self, step_job_id: str) -> None:
+        """The step's lines the read model has now, a page at a time."""
+        while True:
+            page = self._get(
+                f"/api/steps/{step_job_id}/logs",
+                after_seq=self.printed.get(step_job_id, 0),
+                limit=PAGE,
+            )
+            self.steps[step_job_id] = page["step"]
+            self._print(step_job_id, page["lines"])
+            if len(page["lines"]) < PAGE:
+                return
+
+    def _follow(self, step_job_id: str | None, until: Callable[[], bool]) -> None:
+        with closing(self._messages(step_job_id)) as messages:  # closes the connection
+            for kind, data in messages:
+                if kind == "job":
+                    self.job = data
+                elif kind == "step":
+                    self.steps[data["id"]] = data
+                elif kind == "logs":
+                    self._print(data["step_job_id"], data["lines"])
+                if until():
+                    return
+
+    def run(self) -> int:
+        self.job = self._get(f"/api/jobs/{self.job_id}")
+        self.position = self.job["position"]
+        if self.step_name is not None and self.step_name not in self.job["step_names"]:
+            raise JobNotFound(
+                f"job {self.job_id} has no step {self.step_name!r}; its steps:"
+                f" {', '.join(self.job['step_names'])}"
+            )
+        self.steps = {s["id"]: s for s in self.job.pop("steps") if s["id"] is not None}
+        while True:
+            current = self._next_step()
+            if current is not None:
+                self._catch_up(current)
+                if not self._done(current):
+                    self._follow(current, lambda c=current: self._done(c))
+            elif self.job["status"] in JOB_FINAL:
+                return 0 if self.job["status"] == SUCCEEDED else 1
+            else:  # between steps: wait for the next one to start, or the end
+                self._follow(
+                    None, lambda: self._next_step() is not None or self.job["status"] in JOB_FINAL
+                )
