@@ -1,4 +1,5 @@
-"""Rebuild a read model from the event store, and compare two read models.
+"""Rebuild a read model from the event store, compare two read models, and
+verify the live one against a rebuild.
 
 A rebuild replays the events through the same projector the live runner uses
 (:meth:`ReadModel.apply` -> :func:`projections.projector.apply_batch`), so a
@@ -20,9 +21,10 @@ from typing import Any
 
 from domain.store import JobStore
 from projections.database import Cursor, Database, SQLiteDatabase
+from projections.queries import Queries
 from projections.readmodel import ReadModel
 from projections.runner import read_events
-from projections.schema import TRACKING_NAME, create_tables
+from projections.schema import create_tables
 
 # Notifications per transaction. A StepLogged event carries up to ~1000 lines,
 # so a batch holds at most ~100k lines in memory.
@@ -101,12 +103,6 @@ def rebuild_into(store: JobStore, path: Path, until: int | None = None) -> SQLit
 
 
 # comparing
-
-
-def _position(cur: Cursor) -> int:
-    cur.execute("SELECT position FROM tracking WHERE name = ?", (TRACKING_NAME,))
-    row = cur.fetchone()
-    return int(row["position"]) if row else 0
 
 
 def _rows_by(cur: Cursor, table: str, key: str) -> dict[Any, dict[str, Any]]:
@@ -210,7 +206,7 @@ def compare_cursors(live: Cursor, rebuilt: Cursor) -> list[str]:
     """Differences between two read models, each naming the job or step
     (``step <id> (<name> attempt N): line seq 17 missing ...``)."""
     out = []
-    at_live, at_rebuilt = _position(live), _position(rebuilt)
+    at_live, at_rebuilt = Queries._position(live), Queries._position(rebuilt)
     if at_live != at_rebuilt:
         out.append(f"tracking: live read model at position {at_live}, rebuilt at {at_rebuilt}")
     jobs = _rows_by(live, "jobs", "job_id"), _rows_by(rebuilt, "jobs", "job_id")
@@ -253,7 +249,7 @@ def verify(store: JobStore, live: Database, scratch: Path) -> Verification:
     Everything happens inside one read snapshot of the live model, so a live
     model that moves on meanwhile is compared as it was at ``position``."""
     with live.read() as live_cur:
-        position = _position(live_cur)
+        position = Queries._position(live_cur)
         rebuilt = rebuild_into(store, scratch, until=position)
         try:
             with rebuilt.read() as rebuilt_cur:
