@@ -58,9 +58,10 @@ def _encode(event: str, position: int, payload: object) -> bytes:
 
 @dataclass(frozen=True)
 class Batch:
-    """One read turned into messages, encoded once for every connection."""
+    """One read turned into messages, encoded once for every connection and
+    sent as one write (one send per read, however many messages)."""
 
-    messages: list[bytes]  # encoded, in order
+    body: bytes  # the encoded messages, in order; empty when nothing matched
     through: int
     last_seq: int
 
@@ -86,7 +87,7 @@ def to_batch(changes: Changes, step_job_id: str | None, after_seq: int) -> Batch
             "lines": changes.lines,
         }
         messages.append(_encode("logs", changes.through, logs))
-    return Batch(messages, changes.through, last_seq)
+    return Batch(b"".join(messages), changes.through, last_seq)
 
 
 class SharedReads:
@@ -171,8 +172,8 @@ async def _follow(
         if not await rt.notifier.wait_async(after, IDLE_WAIT):
             continue
         batch = await shared.get(filters, after, after_seq, rt.notifier.position)
-        for message in batch.messages:
-            yield message
+        if batch.body:
+            yield batch.body
         after, after_seq = batch.through, batch.last_seq
 
 
