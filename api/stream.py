@@ -44,6 +44,7 @@ from api.errors import bad_request
 from api.params import int_param
 from api.runtime import Runtime
 from projections.changes import Changes, Filters, read_changes, seq_at
+from projections.database import Database
 
 RETRY_MS = 2000  # the browser's reconnection delay
 PING_SECONDS = 10.0
@@ -71,10 +72,11 @@ def to_batch(changes: Changes, step_job_id: str | None, after_seq: int) -> Batch
     one less than the position of the first thing still to come, or
     ``through`` for the last message. Lines come last: their id is final."""
     first_line = changes.lines[0]["position"] if changes.lines else None
+    positions = [position for position, _, _ in changes.states]
     messages = []
     for i, (_, kind, payload) in enumerate(changes.states):
-        to_come = [p for p in (first_line,) if p is not None]
-        to_come += [changes.states[i + 1][0]] if i + 1 < len(changes.states) else []
+        next_state = positions[i + 1] if i + 1 < len(positions) else None
+        to_come = [p for p in (next_state, first_line) if p is not None]
         msg_id = min(to_come) - 1 if to_come else changes.through
         messages.append(_encode(kind, msg_id, payload))
     last_seq = after_seq
@@ -96,12 +98,12 @@ class SharedReads:
     map of recent reads, not a queue: a connection that falls behind reads
     for itself."""
 
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+    def __init__(self, db: Database) -> None:
+        self.db = db  # not the Runtime: this is the value of a weak map keyed by it
         self._reads: OrderedDict[tuple[object, ...], asyncio.Task[Batch]] = OrderedDict()
 
     def _read(self, filters: Filters, after: int, after_seq: int, target: int) -> Batch:
-        changes = read_changes(self.rt.db, filters, after, after_seq, target)
+        changes = read_changes(self.db, filters, after, after_seq, target)
         return to_batch(changes, filters.step_job_id, after_seq)
 
     async def get(self, filters: Filters, after: int, after_seq: int, target: int) -> Batch:
@@ -127,7 +129,7 @@ _shared: weakref.WeakKeyDictionary[Runtime, SharedReads] = weakref.WeakKeyDictio
 
 def _shared_reads(rt: Runtime) -> SharedReads:
     if rt not in _shared:
-        _shared[rt] = SharedReads(rt)
+        _shared[rt] = SharedReads(rt.db)
     return _shared[rt]
 
 

@@ -44,12 +44,14 @@ class StepFollower:
     """What a client of one step has received: lines, the step's last state,
     the last id. Checks the stream's promises as messages arrive."""
 
-    def __init__(self) -> None:
+    def __init__(self, step_id: str) -> None:
+        self.step_id = step_id
         self.lines: list[dict[str, Any]] = []
         self.step: dict[str, Any] | None = None
         self.last_id = -1
         self.logs_messages: list[dict[str, Any]] = []
         self.carried = 0  # bytes of the stream, once it is closed
+        self.error: str | None = None  # what stopped a follower in a thread
 
     @property
     def seqs(self) -> list[int]:
@@ -59,7 +61,7 @@ class StepFollower:
         if event.id:
             assert int(event.id) >= self.last_id, "ids go backwards"
             self.last_id = int(event.id)
-        if event.event == "step":
+        if event.event == "step" and event.json()["id"] == self.step_id:
             self.step = event.json()
         elif event.event == "logs":
             logs = event.json()
@@ -111,7 +113,7 @@ def test_resume_after_last_event_id_has_no_gap_or_duplicate_while_writing(
 ) -> None:
     job = server.submit("drip", lines=3000, interval=0.0005)
     step_id = first_step_id(job)
-    follower = StepFollower()
+    follower = StepFollower(step_id)
     reconnects = 0
     with open_stream(server.base_url, after=job["position"], step_job_id=step_id) as source:
         follower.read(source.iter_sse(), stop_after_lines=150)
@@ -136,7 +138,7 @@ def test_resume_after_last_event_id_has_no_gap_or_duplicate_while_writing(
 def test_catching_up_coalesces_lines_and_sends_state_first(server: LiveServer) -> None:
     job = server.wait_job(server.submit("burst", lines=5000)["id"])
     step_id = job["steps"][0]["id"]
-    follower = StepFollower()
+    follower = StepFollower(step_id)
     kinds: list[str] = []
     with open_stream(server.base_url, after=0, step_job_id=step_id) as source:
         for event in source.iter_sse():
@@ -176,7 +178,7 @@ def test_last_event_id_wins_over_after(server: LiveServer) -> None:
     ``Last-Event-ID``: the header must win or lines would repeat."""
     job = server.wait_job(server.submit("burst", lines=2500)["id"])
     step_id = job["steps"][0]["id"]
-    follower = StepFollower()
+    follower = StepFollower(step_id)
     with open_stream(server.base_url, after=0, step_job_id=step_id) as source:
         follower.read(source.iter_sse(), stop_after_lines=1)
     assert 0 < len(follower.lines) < 2500
@@ -242,7 +244,13 @@ def _follow(base_url: str, job: dict[str, Any], follower: StepFollower) -> None:
 
 
 def _follow_in_thread(base_url: str, job: dict[str, Any], follower: StepFollower) -> Thread:
-    thread = Thread(target=_follow, args=(base_url, job, follower))
+    def run() -> None:
+        try:
+            _follow(base_url, job, follower)
+        except Exception as e:
+            follower.error = repr(e)
+
+    thread = Thread(target=run)
     thread.start()
     return thread
 
@@ -257,9 +265,10 @@ def test_stalled_clients_cost_no_memory_and_lose_nothing(tmp_path: Path) -> None
         # so what is measured next is what stalling costs, nothing else.
         for _ in range(2):
             job = _submit_burst(proc.base_url, n)
-            readers = [StepFollower() for _ in range(4)]
+            readers = [StepFollower(first_step_id(job)) for _ in range(4)]
             for thread in [_follow_in_thread(proc.base_url, job, r) for r in readers]:
                 thread.join(timeout=60)
+            assert [r.error for r in readers] == [None] * len(readers)
             assert all(r.seqs == list(range(1, n + 1)) for r in readers)
         carried = readers[0].carried
         before = _rss_bytes(pid)
@@ -271,11 +280,11 @@ def test_stalled_clients_cost_no_memory_and_lose_nothing(tmp_path: Path) -> None
             events = [source.iter_sse() for source in stalled]
             assert all(next(e).event == "ready" for e in events)
             # ...and these clients stop reading. Another one reads it all meanwhile.
-            other = StepFollower()
+            other = StepFollower(first_step_id(job))
             _follow_in_thread(proc.base_url, job, other).join(timeout=60)
-            assert other.seqs == list(range(1, n + 1)), "the other client was held up"
+            assert other.error is None and other.seqs == list(range(1, n + 1)), other.error
             after = _rss_bytes(pid)
-            resumed = [StepFollower() for _ in stalled]
+            resumed = [StepFollower(first_step_id(job)) for _ in stalled]
             for follower, stalled_events in zip(resumed, events, strict=True):
                 follower.read(stalled_events)
         growth = after - before

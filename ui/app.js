@@ -336,6 +336,7 @@ async function loadDefinitions() {
   const { definitions } = await getJSON("/api/definitions");
   const select = $("definition");
   fill(select, definitions.map((d) => h("option", { value: d.name, title: d.description }, d.name)));
+  if (definitions.some((d) => d.name === "demo")) select.value = "demo";
   const showParams = () => {
     const d = definitions.find((x) => x.name === select.value);
     fill(
