@@ -14,7 +14,24 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 # Line tuples inside StepLogged events: compact lists, in this field order.
+# ``fields`` is a list of [key, value] pairs (or None): no dict inside a line can
+# ever be mistaken for the transcoder's {"_type_", "_data_"} marker.
 LINE_FIELDS = ("seq", "ts", "level", "logger", "message", "fields")
+
+
+def line_dict(line: list[Any]) -> dict[str, Any]:
+    """A stored line as an object, its fields as a dict."""
+    seq, ts, level, logger, message, fields = line
+    return {
+        "seq": seq,
+        "ts": ts,
+        "level": level,
+        "logger": logger,
+        "message": message,
+        "fields": dict(fields or ()),
+    }
+
+
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 QUEUED, RUNNING = "queued", "running"

@@ -20,11 +20,12 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 _LEVEL_NAMES = {n: level_name(n) for n in (10, 20, 30, 40, 50)}
 
 
-def _jsonable_fields(fields: Any) -> dict[str, Any] | None:
-    """Structured fields are stored as JSON: anything else becomes its repr."""
+def _field_pairs(fields: Any) -> list[list[Any]] | None:
+    """Structured fields as [key, value] pairs of JSON scalars (anything else
+    becomes its repr), in the order they were given."""
     if not fields or not isinstance(fields, dict):
         return None
-    return {str(k): v if isinstance(v, _JSON_SCALARS) else repr(v) for k, v in fields.items()}
+    return [[str(k), v if isinstance(v, _JSON_SCALARS) else repr(v)] for k, v in fields.items()]
 
 
 class StepLogHandler(logging.Handler):
@@ -56,7 +57,7 @@ class StepLogHandler(logging.Handler):
                 _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno),
                 record.name,
                 message,
-                _jsonable_fields(getattr(record, "fields", None)),
+                _field_pairs(getattr(record, "fields", None)),
             )
         except Exception:
             self.handleError(record)

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from domain.aggregates import LINE_FIELDS, Manager, StepJob
+from domain.aggregates import Manager, StepJob, line_dict
 from domain.commands import NotFound, get_manager, parse_id
 from domain.store import JobStore
 
@@ -117,7 +117,7 @@ def event_json(position: int, event: Any, with_lines: bool = True) -> dict[str, 
     payload = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
     if isinstance(event, StepJob.StepLogged):
         if with_lines:
-            payload["lines"] = [dict(zip(LINE_FIELDS, line, strict=True)) for line in event.lines]
+            payload["lines"] = [line_dict(line) for line in event.lines]
         else:
             del payload["lines"]
     return {

@@ -163,7 +163,7 @@ class _Batch:
                 LEVEL_NUMBERS[level],
                 logger,
                 message,
-                _json(fields) if fields else None,
+                _json(dict(fields)) if fields else None,
                 p,
             )
             for seq, ts, level, logger, message, fields in e.lines

@@ -76,3 +76,12 @@ RETRIED = JobDefinition.of(
     [Param("lines", int, 100), Param("interval", float, 0.05)],
     max_attempts=2,
 )
+
+
+def tricky_fields(ctx: StepContext) -> None:
+    """Fields shaped like the event transcoder's type marker, and a non-scalar."""
+    ctx.log.info("marker-shaped fields", _type_="uuid_hex", _data_="not-a-uuid")
+    ctx.log.info("object field", thing=ValueError("x"))
+
+
+TRICKY = JobDefinition.of("tricky-fields", [tricky_fields])

@@ -106,3 +106,15 @@ def test_min_level_and_text_filters_apply_to_step_and_global_queries(server: Liv
     assert len(page["lines"]) == 40
     page = server.client.get("/api/logs", params={"job_id": job["id"], "q": "LINE 10"}).json()
     assert [x["message"] for x in page["lines"]] == ["line 10", "line 100"]
+
+
+def test_any_fields_a_step_logs_are_stored_and_read_back(server: LiveServer) -> None:
+    job = server.wait_job(server.submit("tricky-fields")["id"])
+    lines = _all_step_lines(server, job["steps"][0]["id"])
+    assert lines[0]["fields"] == {"_type_": "uuid_hex", "_data_": "not-a-uuid"}
+    assert lines[1]["fields"] == {"thing": "ValueError('x')"}
+    events = server.client.get(f"/api/jobs/{job['id']}/events").json()["events"]
+    logged = [e for e in events if e["type"] == "StepLogged"]
+    assert logged[0]["payload"]["lines"][0]["fields"]["_data_"] == "not-a-uuid"
+    state = server.client.get(f"/api/steps/{job['steps'][0]['id']}/state").json()
+    assert state["state"]["last_seq"] == 2
