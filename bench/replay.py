@@ -64,7 +64,9 @@ def write_store(store: JobStore, n: int) -> None:
                         LEVELS[(first + i) % 5],
                         f"bench.{name}",
                         f"processed record {first + i} of the batch",
-                        {"record": first + i, "stage": name} if i % 2 == 0 else None,
+                        orjson.dumps({"record": first + i, "stage": name}).decode()
+                        if i % 2 == 0
+                        else None,
                     ]
                     for i in range(count)
                 ]
@@ -100,10 +102,6 @@ def raw_insert_rate(rows: list[tuple[object, ...]], path: Path) -> float:
     return len(rows) / elapsed
 
 
-def _json(fields: object) -> str | None:
-    return orjson.dumps(fields).decode() if fields else None
-
-
 def line_rows(store: JobStore) -> list[tuple[object, ...]]:
     """Every line as the read model stores it (built outside any timing)."""
     rows: list[tuple[object, ...]] = []
@@ -114,8 +112,8 @@ def line_rows(store: JobStore) -> list[tuple[object, ...]]:
             if isinstance(e, StepJob.StepLogged):
                 step_job_id = str(e.originator_id)
                 rows += [
-                    (step_job_id, s, t, LEVEL_NUMBERS[lv], lg, m, _json(f), position)
-                    for s, t, lv, lg, m, f in e.lines
+                    (step_job_id, s, t, LEVEL_NUMBERS[lv], lg, m, f, position)
+                    for s, t, lv, lg, m, f in orjson.loads(e.lines_json)
                 ]
     return rows
 

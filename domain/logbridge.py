@@ -13,6 +13,8 @@ import sys
 import traceback
 from typing import Any, TextIO
 
+import orjson
+
 from domain.aggregates import level_name
 from domain.context import current_step
 
@@ -20,12 +22,14 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 _LEVEL_NAMES = {n: level_name(n) for n in (10, 20, 30, 40, 50)}
 
 
-def _field_pairs(fields: Any) -> list[list[Any]] | None:
-    """Structured fields as [key, value] pairs of JSON scalars (anything else
-    becomes its repr), in the order they were given."""
+def _fields_json(fields: Any) -> str | None:
+    """Structured fields as JSON text of scalars (anything else becomes its
+    repr), encoded here once: stores and read models copy the text as it is."""
     if not fields or not isinstance(fields, dict):
         return None
-    return [[str(k), v if isinstance(v, _JSON_SCALARS) else repr(v)] for k, v in fields.items()]
+    return orjson.dumps(
+        {str(k): v if isinstance(v, _JSON_SCALARS) else repr(v) for k, v in fields.items()}
+    ).decode()
 
 
 class StepLogHandler(logging.Handler):
@@ -57,7 +61,7 @@ class StepLogHandler(logging.Handler):
                 _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno),
                 record.name,
                 message,
-                _field_pairs(getattr(record, "fields", None)),
+                _fields_json(getattr(record, "fields", None)),
             )
         except Exception:
             self.handleError(record)

@@ -62,6 +62,7 @@ class StepRecorder:
         self._wake_flusher = wake_flusher
         self._buffer: list[list[Any]] = []
         self._buffer_lock = threading.Lock()
+        self._unsaved: list[list[Any]] = []  # numbered lines in pending events
         self._lock = threading.RLock()  # guards the aggregate and its saves
         self._last_progress_at = time.monotonic()
 
@@ -105,11 +106,10 @@ class StepRecorder:
         with self._buffer_lock:
             raw, self._buffer = self._buffer, []
         for i in range(0, len(raw), LINES_PER_EVENT):
-            self.step.log(raw[i : i + LINES_PER_EVENT])
+            self._unsaved += self.step.log(raw[i : i + LINES_PER_EVENT])
 
     def _save(self) -> None:
-        pending = list(self.step.pending_events)
-        if not pending:
+        if not self.step.pending_events:
             return
         try:
             self.store.save(self.step)
@@ -120,12 +120,9 @@ class StepRecorder:
             self.lost = True
             log.exception("could not save step %s; giving it up", self.step.id)
             raise
-        if self.console is not None:
-            saved_lines = [
-                line for e in pending if isinstance(e, StepJob.StepLogged) for line in e.lines
-            ]
-            if saved_lines:
-                self.console.write(self.step, saved_lines)
+        saved, self._unsaved = self._unsaved, []
+        if self.console is not None and saved:
+            self.console.write(self.step, saved)
 
 
 class Flusher:

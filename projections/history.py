@@ -116,10 +116,9 @@ def event_json(position: int, event: Any, with_lines: bool = True) -> dict[str, 
     aggregate, _, name = type(event).__qualname__.rpartition(".")
     payload = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
     if isinstance(event, StepJob.StepLogged):
+        del payload["lines_json"]  # stored as one JSON text; shown as objects
         if with_lines:
             payload["lines"] = [line_dict(line) for line in event.lines]
-        else:
-            del payload["lines"]
     return {
         "position": position,
         "originator_id": str(event.originator_id),

@@ -163,10 +163,10 @@ class _Batch:
                 LEVEL_NUMBERS[level],
                 logger,
                 message,
-                _json(dict(fields)) if fields else None,
+                fields,
                 p,
             )
-            for seq, ts, level, logger, message, fields in e.lines
+            for seq, ts, level, logger, message, fields in orjson.loads(e.lines_json)
         )
 
     def step_progress(self, p: int, e: Any) -> None:
