@@ -183,3 +183,61 @@ def test_the_api_serves_old_events_in_the_current_shape(
         assert [e["type"] for e in page["events"]][-1] == "StepProgress"
     finally:
         server.stop()
+
+
+LOGGED_TOPIC = "domain.aggregates:StepJob.StepLogged"
+
+
+def test_a_version_1_step_logged_event_reads_back_as_version_2(tmp_path: Path) -> None:
+    """StepLogged v1 kept its lines as a list with fields as a dict; v2 keeps
+    them as one JSON text. A v1 event in the store is read, projected and
+    continued as if it had been written today."""
+    store = JobStore(StoreLocation(tmp_path / "data"))
+    try:
+        manager = Manager("drip", {}, ["drip"], 1)
+        step = StepJob(str(manager.id), "drip", 0, 1, "worker")
+        manager.start("worker")
+        manager.step_started(str(step.id), "drip", 0, 1)
+        store.save(manager, step)
+        v1_lines = [
+            [1, 1700000000.5, "INFO", "tests", "old line", {"k": 1}],
+            [2, 1700000001.5, "ERROR", "tests", "old error", None],
+        ]
+        state = store.mapper.transcoder.encode(
+            {
+                "timestamp": datetime.now(UTC),
+                "first_seq": 1,
+                "last_seq": 2,
+                "lines": v1_lines,
+                "counts": {"INFO": 1, "ERROR": 1},
+            }
+        )
+        store.recorder.insert_events([StoredEvent(step.id, step.version + 1, LOGGED_TOPIC, state)])
+
+        again = store.repository.get(step.id)
+        assert (again.last_seq, again.counts["ERROR"]) == (2, 1)
+        (old,) = [
+            e
+            for e in job_events(store, str(manager.id), 0, 100)["events"]
+            if e["type"] == "StepLogged"
+        ]
+        assert [(x["seq"], x["message"], x["fields"]) for x in old["payload"]["lines"]] == [
+            (1, "old line", {"k": 1}),
+            (2, "old error", {}),
+        ]
+
+        again.log([[time.time(), "INFO", "tests", "new line", None]])  # continues at seq 3
+        store.save(again)
+        rebuilt = rebuild_into(store, tmp_path / "rebuilt.sqlite")
+        try:
+            with rebuilt.read() as cur:
+                cur.execute("SELECT seq, message, fields FROM lines ORDER BY seq")
+                assert cur.fetchall() == [
+                    {"seq": 1, "message": "old line", "fields": '{"k":1}'},
+                    {"seq": 2, "message": "old error", "fields": None},
+                    {"seq": 3, "message": "new line", "fields": None},
+                ]
+        finally:
+            rebuilt.close()
+    finally:
+        store.close()
