@@ -34,5 +34,9 @@ lint: $(STAMP)
 test: $(STAMP) chromium lint
 	$(BIN)/python -m pytest -q
 
+# Benchmarks print measured figures and ratios to baselines measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --store postgresql://postgres@127.0.0.1:5432/test
+	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/live.py
