@@ -58,7 +58,7 @@ class ScratchDatabase(SQLiteDatabase):
     (a crash leaves a broken scratch file, which is only ever thrown away)."""
 
     pragmas = (
-        "PRAGMA page_size=16384",  # fewer, fuller pages for a bulk load (set before the first table)
+        "PRAGMA page_size=16384",  # fuller pages for a bulk load (set before any table)
         "PRAGMA journal_mode=OFF",
         "PRAGMA synchronous=OFF",
         "PRAGMA cache_size=-131072",  # 128 MiB: the index pages being filled stay in memory
