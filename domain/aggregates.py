@@ -85,6 +85,7 @@ class Manager(Aggregate):
         self.step_job_ids: list[str] = []
         self.step_status = [PENDING] * len(step_names)
         self.step_attempts = [0] * len(step_names)
+        self.done_steps: list[int] = []  # ended succeeded or skipped by their own code
         self.resume_from = 0
         self.cancel_requested = False
         self.error: str | None = None
@@ -103,6 +104,8 @@ class Manager(Aggregate):
     @event("StepFinished")
     def step_finished(self, step_index: int, status: str) -> None:
         self.step_status[step_index] = status
+        if status in (SUCCEEDED, SKIPPED) and step_index not in self.done_steps:
+            self.done_steps.append(step_index)
 
     @event("CancelRequested")
     def request_cancel(self) -> None:
@@ -122,14 +125,16 @@ class Manager(Aggregate):
         self.cancel_requested = False
         self.worker_id = None
         self.resume_from = from_index
+        self.done_steps = [i for i in self.done_steps if i < from_index]
         for i in range(from_index, len(self.step_status)):
             self.step_status[i] = PENDING
 
     def first_unfinished_step(self) -> int:
-        """Index of the first step that did not succeed (where a retry starts)."""
-        for i, status in enumerate(self.step_status):
-            ran_and_skipped_itself = status == SKIPPED and self.step_attempts[i] > 0
-            if status != SUCCEEDED and not ran_and_skipped_itself:
+        """Index of the first step that has not ended well (where a retry starts)."""
+        # Not inferred from step_status: a step reset by a retry and then marked
+        # skipped by a cancel never ran to its end.
+        for i in range(len(self.step_status)):
+            if i not in self.done_steps:
                 return i
         return len(self.step_status)
 

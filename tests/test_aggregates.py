@@ -41,3 +41,28 @@ def test_retry_starts_at_the_first_step_that_did_not_succeed() -> None:
     assert m.step_status == [SUCCEEDED, FAILED, SKIPPED]
     m.retry(m.first_unfinished_step(), "retried by user")
     assert (m.status, m.resume_from, m.step_status) == ("queued", 1, [SUCCEEDED, PENDING, PENDING])
+
+
+def test_a_retried_step_cancelled_before_it_ran_is_still_retried() -> None:
+    m = Manager("demo", {}, ["a", "b", "c"])
+    m.start("w")
+    m.step_started("id0", "a", 0, 1)
+    m.step_finished(0, SUCCEEDED)
+    m.step_started("id1", "b", 1, 1)
+    m.step_finished(1, FAILED)
+    m.complete(FAILED, "b failed")
+    m.retry(m.first_unfinished_step(), "retried by user")
+    m.complete("cancelled", "cancelled before it started")  # b: pending -> skipped
+    assert m.step_status == [SUCCEEDED, SKIPPED, SKIPPED]
+    assert m.first_unfinished_step() == 1
+
+
+def test_a_step_that_skipped_itself_is_not_run_again() -> None:
+    m = Manager("demo", {}, ["a", "b"])
+    m.start("w")
+    m.step_started("id0", "a", 0, 1)
+    m.step_finished(0, SKIPPED)
+    m.step_started("id1", "b", 1, 1)
+    m.step_finished(1, FAILED)
+    m.complete(FAILED, "b failed")
+    assert m.first_unfinished_step() == 1
