@@ -10,6 +10,7 @@ from api.errors import bad_request
 from projections.schema import LEVEL_NUMBERS
 
 MAX_LIMIT = 5000
+MAX_INTEGER = 2**63 - 1  # what the databases store: anything larger is bad input
 
 
 def int_param(
@@ -22,9 +23,9 @@ def int_param(
         value = int(raw)
     except ValueError:
         raise bad_request(f"{name} must be an integer, got {raw!r}", name) from None
-    if value < lo or (hi is not None and value > hi):
-        bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise bad_request(f"{name} must be {bounds}, got {value}", name)
+    upper = MAX_INTEGER if hi is None else hi
+    if value < lo or value > upper:
+        raise bad_request(f"{name} must be between {lo} and {upper}, got {value}", name)
     return value
 
 

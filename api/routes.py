@@ -18,12 +18,20 @@ from api.history import HISTORY_ROUTES
 from api.jsonresponse import json_response
 from api.params import choice_param, int_param, level_param, limit_param, time_param
 from api.runtime import Runtime
-from domain.commands import Conflict, NotFound
+from domain.commands import Conflict, NotFound, parse_id
 from domain.definitions import DefinitionError
 from projections.queries import JOB_STATUSES
 
 T = TypeVar("T")
 READ_YOUR_WRITE_SECONDS = 5.0
+
+
+def _path_id(request: Request, name: str, what: str) -> str:
+    """The id in the path, spelled canonically (ids may come in any UUID spelling)."""
+    try:
+        return str(parse_id(request.path_params[name], what))
+    except NotFound as e:
+        raise not_found(str(e)) from None
 
 
 def runtime(request: Request) -> Runtime:
@@ -97,7 +105,7 @@ async def list_jobs(request: Request) -> Response:
 
 
 async def get_job(request: Request) -> Response:
-    job_id = request.path_params["job_id"]
+    job_id = _path_id(request, "job_id", "job")
     job = await run_in_threadpool(runtime(request).queries.get_job, job_id)
     if job is None:
         raise not_found(f"no job with id {job_id!r}")
@@ -106,7 +114,7 @@ async def get_job(request: Request) -> Response:
 
 async def cancel_job(request: Request) -> Response:
     rt = runtime(request)
-    job_id = request.path_params["job_id"]
+    job_id = _path_id(request, "job_id", "job")
     position = await _command(rt.commands.cancel, job_id)
     if rt.orchestrator is not None:
         rt.orchestrator.cancel_local(job_id)
@@ -115,13 +123,13 @@ async def cancel_job(request: Request) -> Response:
 
 async def retry_job(request: Request) -> Response:
     rt = runtime(request)
-    job_id = request.path_params["job_id"]
+    job_id = _path_id(request, "job_id", "job")
     position = await _command(rt.commands.retry, job_id)
     return json_response(await _job_after(rt, job_id, position), 202)
 
 
 async def get_step(request: Request) -> Response:
-    step_job_id = request.path_params["step_job_id"]
+    step_job_id = _path_id(request, "step_job_id", "step")
     step = await run_in_threadpool(runtime(request).queries.get_step, step_job_id)
     if step is None:
         raise not_found(f"no step with id {step_job_id!r}")
@@ -130,7 +138,7 @@ async def get_step(request: Request) -> Response:
 
 async def step_logs(request: Request) -> Response:
     q = request.query_params
-    step_job_id = request.path_params["step_job_id"]
+    step_job_id = _path_id(request, "step_job_id", "step")
     after_seq = int_param(q, "after_seq", 0, 0)
     limit = limit_param(q, 500)
     level = level_param(q)
@@ -146,7 +154,7 @@ async def step_logs(request: Request) -> Response:
 async def download_step_logs(request: Request) -> Response:
     """The whole step log, streamed page by page: plain text or NDJSON."""
     rt = runtime(request)
-    step_job_id = request.path_params["step_job_id"]
+    step_job_id = _path_id(request, "step_job_id", "step")
     fmt = choice_param(request.query_params, "format", ("text", "ndjson"), "text")
     step = await run_in_threadpool(rt.queries.get_step, step_job_id)
     if step is None:

@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.errors import bad_request
-from api.params import int_param
+from api.params import MAX_INTEGER, int_param
 from api.runtime import Runtime
 from projections.changes import Changes, Filters, read_changes, seq_at
 from projections.database import Database
@@ -147,11 +147,12 @@ def _start_position(request: Request, rt: Runtime) -> int:
     header = request.headers.get("last-event-id")
     if header:
         try:
-            return max(0, int(header))
+            position = int(header)
         except ValueError:
-            raise bad_request(
-                f"Last-Event-ID must be a position, got {header!r}", "Last-Event-ID"
-            ) from None
+            position = -1
+        if not 0 <= position <= MAX_INTEGER:
+            raise bad_request(f"Last-Event-ID must be a position, got {header!r}", "Last-Event-ID")
+        return position
     after = int_param(request.query_params, "after", None, 0)
     return rt.notifier.position if after is None else after
 

@@ -123,13 +123,24 @@ class JobCommands:
 
         return update_manager(self.store, job_id, change)
 
-    def abandon(self, job_id: str, step_job_id: str | None, reason: str) -> None:
+    def abandon(
+        self, job_id: str, step_job_id: str | None, reason: str, changed_before: float
+    ) -> None:
         """Close what a dead worker left running: its step is recorded as
         abandoned (its lines stay, under its attempt) and the job is retried
-        from that step if attempts remain, else failed."""
+        from that step if attempts remain, else failed.
+
+        The read model that named the step may lag (a projection fail-over, a
+        backlog): the aggregates themselves must show no change since
+        ``changed_before`` (epoch seconds), or their worker is alive."""
+        manager_changed = get_manager(self.store, job_id).modified_on.timestamp()
+        if step_job_id is None and manager_changed >= changed_before:
+            return
         step: StepJob | None = None
         if step_job_id is not None:
             step = get_step(self.store, step_job_id)
+            if step.status == RUNNING and step.modified_on.timestamp() >= changed_before:
+                return
             if step.status == RUNNING:
                 step.complete(ABANDONED, reason)
                 try:

@@ -18,8 +18,30 @@ import orjson
 from domain.aggregates import level_name
 from domain.context import current_step
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
 _LEVEL_NAMES = {n: level_name(n) for n in (10, 20, 30, 40, 50)}
+_INT64 = range(-(2**63), 2**63)
+
+
+def storable_text(text: str) -> str:
+    """Text every store can hold: lone surrogates (undecodable file names read
+    with surrogateescape, say) are escaped instead of failing the whole batch."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable_text(value)
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return value if value in _INT64 else str(value)  # JSON stores keep 64 bits
+    return storable_text(repr(value))
 
 
 def _fields_json(fields: Any) -> str | None:
@@ -27,9 +49,7 @@ def _fields_json(fields: Any) -> str | None:
     repr), encoded here once: stores and read models copy the text as it is."""
     if not fields or not isinstance(fields, dict):
         return None
-    return orjson.dumps(
-        {str(k): v if isinstance(v, _JSON_SCALARS) else repr(v) for k, v in fields.items()}
-    ).decode()
+    return orjson.dumps({storable_text(str(k)): _scalar(v) for k, v in fields.items()}).decode()
 
 
 class StepLogHandler(logging.Handler):
@@ -59,8 +79,8 @@ class StepLogHandler(logging.Handler):
             recorder.append(
                 record.created,
                 _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno),
-                record.name,
-                message,
+                storable_text(record.name),
+                storable_text(message),
                 _fields_json(getattr(record, "fields", None)),
             )
         except Exception:

@@ -8,6 +8,7 @@ read, so two workers can never run the same job.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import os
@@ -16,7 +17,9 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Protocol
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
@@ -26,6 +29,7 @@ from domain.aggregates import (
     CANCELLED,
     FAILED,
     QUEUED,
+    RUNNING,
     SKIPPED,
     SUCCEEDED,
     Manager,
@@ -37,6 +41,7 @@ from domain.definitions import DefinitionError, JobDefinition
 from domain.steprecorder import ConsoleEcho, Flusher, StepRecorder
 
 log = logging.getLogger("steptrail.orchestrator")
+T = TypeVar("T")
 
 
 class WorkSource(Protocol):
@@ -49,6 +54,10 @@ class WorkSource(Protocol):
     def stale_running(self, heartbeat_before: float) -> list[tuple[str, str | None]]: ...
 
     def wait_for_change(self, timeout: float) -> None: ...
+
+
+class JobLost(Exception):
+    """This worker no longer owns the job it was running."""
 
 
 def new_worker_id() -> str:
@@ -113,7 +122,7 @@ class Orchestrator:
                 if job_id in self._taken:
                     continue
             try:
-                self.commands.abandon(job_id, step_job_id, reason)
+                self.commands.abandon(job_id, step_job_id, reason, heartbeat_before)
                 reaped += 1
             except NotFound:
                 continue
@@ -149,6 +158,8 @@ class Orchestrator:
                 continue
             try:
                 self._run_job(job_id)
+            except JobLost as e:
+                log.warning("%s; leaving it", e)
             except Exception:
                 log.exception("job %s stopped unexpectedly", job_id)
             finally:
@@ -191,7 +202,7 @@ class Orchestrator:
             definition = self.registry.get(manager.definition)
         except DefinitionError as e:
             message = str(e)
-            update_manager(self.store, job_id, lambda m: self._complete(m, FAILED, message))
+            update_manager(self.store, job_id, lambda m: self._finish(m, FAILED, message))
             return
         status, error = SUCCEEDED, None
         for index in range(manager.resume_from, len(definition.steps)):
@@ -211,12 +222,17 @@ class Orchestrator:
             if step_status == CANCELLED:
                 status, error = CANCELLED, "cancelled"
                 break
-        update_manager(self.store, job_id, lambda m: self._complete(m, status, error))
+        update_manager(self.store, job_id, lambda m: self._finish(m, status, error))
 
-    @staticmethod
-    def _complete(m: Manager, status: str, error: str | None) -> list[Aggregate]:
+    def _finish(self, m: Manager, status: str, error: str | None) -> list[Aggregate]:
+        self._check_owner(m)
         m.complete(status, error)
         return []
+
+    def _check_owner(self, m: Manager) -> None:
+        """A job reaped from this worker (lease lost) may run elsewhere now."""
+        if m.status != RUNNING or m.worker_id != self.worker_id:
+            raise JobLost(f"job {m.id} is no longer run by {self.worker_id}")
 
     def _run_step(
         self,
@@ -230,6 +246,7 @@ class Orchestrator:
         step_holder: list[StepJob] = []
 
         def start(m: Manager) -> list[Aggregate]:
+            self._check_owner(m)
             attempt = m.step_attempts[index] + 1
             step = StepJob(job_id, name, index, attempt, self.worker_id)
             m.step_started(str(step.id), name, index, attempt)
@@ -253,8 +270,8 @@ class Orchestrator:
         update_manager(self.store, job_id, lambda m: self._step_finished(m, index, status))
         return status, error
 
-    @staticmethod
-    def _step_finished(m: Manager, index: int, status: str) -> list[Aggregate]:
+    def _step_finished(self, m: Manager, index: int, status: str) -> list[Aggregate]:
+        self._check_owner(m)
         m.step_finished(index, status)
         return []
 
@@ -289,5 +306,14 @@ class Orchestrator:
             current_step.reset(token)
 
 
+class _StepExecutor(ThreadPoolExecutor):
+    """The default executor of an async step's loop: ``run_in_executor`` threads
+    carry the step's context, so their lines land in the step too."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
 async def _await(awaitable: object) -> object:
+    asyncio.get_running_loop().set_default_executor(_StepExecutor())
     return await awaitable  # type: ignore[misc]

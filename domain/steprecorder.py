@@ -9,7 +9,9 @@ the saved lines, so the console can never show a line the step does not have.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +61,7 @@ class StepRecorder:
         self.step = step
         self.console = console
         self.lost = False  # set when a save fails: this worker no longer owns the step
+        self.closed = False  # set by complete(): nothing is written after StepCompleted
         self._wake_flusher = wake_flusher
         self._buffer: list[list[Any]] = []
         self._buffer_lock = threading.Lock()
@@ -67,7 +70,14 @@ class StepRecorder:
         self._last_progress_at = time.monotonic()
 
     def append(self, ts: float, level: str, logger: str, message: str, fields: Any) -> None:
-        """Called from logging, on any thread. Never drops a line."""
+        """Called from logging, on any thread. Never drops a line silently."""
+        if self.closed:
+            # e.g. a thread the step started and did not join, logging on
+            sys.stderr.write(
+                f"steptrail: not stored, step {self.step.step_name!r} has ended: "
+                f"{level} {logger}: {message}\n"
+            )
+            return
         with self._buffer_lock:
             self._buffer.append([ts, level, logger, message, fields])
             size = len(self._buffer)
@@ -85,7 +95,7 @@ class StepRecorder:
     def flush(self, heartbeat: bool = False) -> None:
         """Save buffered lines (and a heartbeat when due) in one transaction."""
         with self._lock:
-            if self.lost:
+            if self.lost or self.closed:
                 return
             self._take_buffered_lines()
             if heartbeat and time.monotonic() - self._last_progress_at >= HEARTBEAT_INTERVAL:
@@ -97,6 +107,9 @@ class StepRecorder:
     def complete(self, status: str, error: str | None = None, tb: str | None = None) -> StepJob:
         """Record every buffered line, then StepCompleted, in one transaction."""
         with self._lock:
+            if self.lost:
+                raise RuntimeError(f"step {self.step.id} is no longer this worker's")
+            self.closed = True
             self._take_buffered_lines()
             self.step.complete(status, error, tb)
             self._save()
@@ -118,7 +131,10 @@ class StepRecorder:
             # store, so this worker stops writing the step (another owns it, or
             # the store is gone) and the step ends at its next cancellation check.
             self.lost = True
-            log.exception("could not save step %s; giving it up", self.step.id)
+            # said outside the step's context: this step can no longer store it
+            contextvars.Context().run(
+                log.exception, "could not save step %s; giving it up", self.step.id
+            )
             raise
         saved, self._unsaved = self._unsaved, []
         if self.console is not None and saved:
@@ -164,4 +180,6 @@ class Flusher:
                 try:
                     recorder.flush(heartbeat=True)
                 except Exception:
-                    self.remove(recorder)  # already logged; the step sees `lost`
+                    log.exception("flushing step %s failed", recorder.step.id)
+                    recorder.lost = True  # the step ends at its next cancellation check
+                    self.remove(recorder)

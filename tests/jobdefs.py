@@ -65,6 +65,9 @@ async def async_fanout(ctx: StepContext) -> None:
 
     await asyncio.gather(*(task(n) for n in range(5)))
     ctx.thread(lambda: logging.getLogger("tests.thread").warning("from a thread")).join()
+    await asyncio.get_running_loop().run_in_executor(
+        None, lambda: logging.getLogger("tests.executor").info("from the executor")
+    )
 
 
 ASYNC = JobDefinition.of("async-fanout", [async_fanout])
@@ -82,6 +85,8 @@ def tricky_fields(ctx: StepContext) -> None:
     """Fields shaped like the event transcoder's type marker, and a non-scalar."""
     ctx.log.info("marker-shaped fields", _type_="uuid_hex", _data_="not-a-uuid")
     ctx.log.info("object field", thing=ValueError("x"))
+    ctx.log.info("file %s", "caf\udce9.txt", name="caf\udce9.txt")  # undecodable file name
+    ctx.log.info("big number", value=2**70)
 
 
 TRICKY = JobDefinition.of("tricky-fields", [tricky_fields])

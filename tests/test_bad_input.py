@@ -61,6 +61,8 @@ CASES = [
     ("GET", "/api/logs", {"limit": "0"}, 400, "limit must be between 1 and 5000", "limit"),
     ("GET", "/api/logs", {"limit": "100000"}, 400, "limit must be between", "limit"),
     ("GET", "/api/logs", {"limit": "many"}, 400, "limit must be an integer", "limit"),
+    ("GET", "/api/logs", {"cursor": "9" * 30}, 400, "cursor must be between 0 and", "cursor"),
+    ("GET", "/api/jobs", {"before": "9" * 30}, 400, "before must be between 1 and", "before"),
     ("GET", "/api/logs", {"level": "loud"}, 400, "unknown level 'loud'", "level"),
     ("GET", "/api/logs", {"since": "yesterday"}, 400, "since must be an ISO 8601", "since"),
     ("GET", "/api/logs", {"order": "sideways"}, 400, "order must be one of", "order"),

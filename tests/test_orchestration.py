@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def test_lines_from_async_tasks_and_context_threads_land_in_the_step(server: Liv
     job = server.wait_job(server.submit("async-fanout")["id"])
     # asyncio's own debug line ("Using selector") is emitted in the step too
     lines = [x for x in _lines(server, job["steps"][0]["id"]) if x["logger"].startswith("tests.")]
-    assert sorted(x["message"] for x in lines) == ["from a thread"] + [
+    assert sorted(x["message"] for x in lines) == ["from a thread", "from the executor"] + [
         f"task {n}" for n in range(5)
     ]
     assert job["steps"][0]["counts"]["warning"] == 1
@@ -188,3 +189,23 @@ def test_cli_submit_reports_bad_params(server: LiveServer, param: str, message: 
         timeout=60,
     )
     assert out.returncode == 1 and message in out.stderr
+
+
+def test_a_lagging_read_model_cannot_get_a_live_step_abandoned(server: LiveServer) -> None:
+    """The reaper learns of running steps from the read model, which may lag;
+    the step's own aggregate has the last word on whether it is alive."""
+    job = server.submit("drip", lines=60, interval=0.02)
+    step = wait_until(lambda: (s := server.job(job["id"])["steps"][0])["id"] and s, what="start")
+    lease_cutoff = time.time() - 15  # "no heartbeat since 15 s ago", claims a stale view
+    server.runtime.commands.abandon(job["id"], step["id"], "abandoned: test", lease_cutoff)
+    done = server.wait_job(job["id"])
+    assert [s["status"] for s in done["steps"]] == ["succeeded", "succeeded"]
+    assert done["steps"][0]["counts"]["total"] == 60
+
+
+def test_any_uuid_spelling_of_a_job_id_works(server: LiveServer) -> None:
+    job = server.submit("drip", lines=10_000, interval=0.01)
+    r = server.client.post(f"/api/jobs/{job['id'].upper()}/cancel")
+    assert r.status_code == 202 and r.json()["id"] == job["id"]
+    assert server.client.get(f"/api/jobs/{job['id'].replace('-', '')}").json()["id"] == job["id"]
+    server.wait_job(job["id"], ("cancelled",))
