@@ -32,11 +32,10 @@ from domain.aggregates import LEVELS, Manager, StepJob
 from domain.store import JobStore, StoreLocation
 from projections.database import SQLiteDatabase
 from projections.notifier import PositionNotifier
-from projections.projector import LINE_COLUMNS
 from projections.readmodel import ReadModel
 from projections.rebuild import ScratchDatabase, rebuild_into
 from projections.runner import ProjectionRunner, read_events
-from projections.schema import LEVEL_NUMBERS, create_tables
+from projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, create_tables
 
 STEPS = 4
 LINES_PER_EVENT = 1000

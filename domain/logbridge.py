@@ -23,8 +23,11 @@ _INT64 = range(-(2**63), 2**63)
 
 
 def storable_text(text: str) -> str:
-    """Text every store can hold: lone surrogates (undecodable file names read
-    with surrogateescape, say) are escaped instead of failing the whole batch."""
+    """Text every store can hold: NUL (which PostgreSQL text refuses) and lone
+    surrogates (undecodable file names read with surrogateescape, say) are
+    escaped instead of failing the whole batch."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
     if text.isascii():
         return text
     try:

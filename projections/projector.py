@@ -15,10 +15,9 @@ import orjson
 
 from domain.aggregates import PENDING, SKIPPED, Manager, StepJob
 from projections.database import Cursor
-from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS, TRACKING_NAME
+from projections.schema import LEVEL_COLUMNS, TRACKING_NAME
 
 Positioned = tuple[int, Any]  # (store position, domain event)
-LINE_COLUMNS = ("step_job_id", "seq", "ts", "levelno", "logger", "message", "fields", "position")
 
 
 def _json(value: Any) -> str:
@@ -30,11 +29,10 @@ def _ts(event: Any) -> float:
 
 
 class _Batch:
-    """Applies one batch; line rows are inserted together at the end."""
+    """Applies one batch of events in the caller's transaction."""
 
     def __init__(self, cur: Cursor) -> None:
         self.cur = cur
-        self.lines: list[tuple[Any, ...]] = []
 
     # jobs
 
@@ -155,19 +153,7 @@ class _Batch:
             " WHERE step_job_id = ?",
             (e.last_seq, *counts.values(), _ts(e), p, step_job_id),
         )
-        self.lines.extend(
-            (
-                step_job_id,
-                seq,
-                ts,
-                LEVEL_NUMBERS[level],
-                logger,
-                message,
-                fields,
-                p,
-            )
-            for seq, ts, level, logger, message, fields in orjson.loads(e.lines_json)
-        )
+        self.cur.insert_lines(step_job_id, p, e.lines_json)
 
     def step_progress(self, p: int, e: Any) -> None:
         self.cur.execute(
@@ -182,10 +168,6 @@ class _Batch:
             " WHERE step_job_id = ?",
             (e.status, e.error, e.traceback, _ts(e), p, str(e.originator_id)),
         )
-
-    def finish(self) -> None:
-        if self.lines:
-            self.cur.insert_rows("lines", LINE_COLUMNS, self.lines)
 
 
 HANDLERS: dict[type, Callable[[_Batch, int, Any], None]] = {
@@ -210,7 +192,6 @@ def apply_batch(cur: Cursor, events: Sequence[Positioned]) -> None:
         handler = HANDLERS.get(type(event))
         if handler is not None:  # other events (none today) change no rows
             handler(batch, position, event)
-    batch.finish()
     last = events[-1][0]
     cur.execute(
         "INSERT INTO tracking (name, position) VALUES (?, ?)"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.store import JobStore
-from projections.database import Cursor, Database, SQLiteDatabase
+from projections.database import BulkSQLiteCursor, Cursor, Database, SQLiteDatabase
 from projections.queries import Queries
 from projections.readmodel import ReadModel
 from projections.runner import read_events
@@ -57,6 +57,7 @@ class ScratchDatabase(SQLiteDatabase):
     """A read model being built where nobody reads it: no journal and no fsync
     (a crash leaves a broken scratch file, which is only ever thrown away)."""
 
+    cursor_class = BulkSQLiteCursor
     pragmas = (
         "PRAGMA page_size=16384",  # fuller pages for a bulk load (set before any table)
         "PRAGMA journal_mode=OFF",

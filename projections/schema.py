@@ -4,7 +4,10 @@ is written in the same transaction as the rows."""
 
 from __future__ import annotations
 
-from projections.database import Cursor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from projections.database import Cursor
 
 TRACKING_NAME = "readmodel"
 LEVEL_COLUMNS = {
@@ -15,6 +18,14 @@ LEVEL_COLUMNS = {
     "CRITICAL": "n_critical",
 }
 LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+LINE_COLUMNS = ("step_job_id", "seq", "ts", "levelno", "logger", "message", "fields", "position")
+
+
+def levelno_sql(level: str) -> str:
+    """SQL mapping a level name to its number (LEVEL_NUMBERS, in SQL)."""
+    whens = " ".join(f"WHEN '{name}' THEN {n}" for name, n in LEVEL_NUMBERS.items())
+    return f"CASE {level} {whens} END"
+
 
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY", "postgres": "BIGSERIAL PRIMARY KEY"}
 _REAL = {"sqlite": "REAL", "postgres": "DOUBLE PRECISION"}

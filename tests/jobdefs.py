@@ -87,6 +87,7 @@ def tricky_fields(ctx: StepContext) -> None:
     ctx.log.info("object field", thing=ValueError("x"))
     ctx.log.info("file %s", "caf\udce9.txt", name="caf\udce9.txt")  # undecodable file name
     ctx.log.info("big number", value=2**70)
+    ctx.log.info("nul \x00 byte")
 
 
 TRICKY = JobDefinition.of("tricky-fields", [tricky_fields])

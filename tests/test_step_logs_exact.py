@@ -116,8 +116,9 @@ def test_any_fields_a_step_logs_are_stored_and_read_back(server: LiveServer) -> 
     assert lines[2]["message"] == "file caf\\udce9.txt"
     assert lines[2]["fields"] == {"name": "caf\\udce9.txt"}
     assert lines[3]["fields"] == {"value": str(2**70)}
+    assert lines[4]["message"] == "nul \\x00 byte"
     events = server.client.get(f"/api/jobs/{job['id']}/events").json()["events"]
     logged = [e for e in events if e["type"] == "StepLogged"]
     assert logged[0]["payload"]["lines"][0]["fields"]["_data_"] == "not-a-uuid"
     state = server.client.get(f"/api/steps/{job['steps'][0]['id']}/state").json()
-    assert state["state"]["last_seq"] == 4
+    assert state["state"]["last_seq"] == 5
