@@ -17,6 +17,7 @@ import uvicorn
 from starlette.concurrency import run_in_threadpool
 
 from api.cli_history import register as register_history_commands
+from api.cli_options import add_store_args
 from api.runtime import DataDirInUse, Runtime, Settings
 from domain.builtin_jobs import builtin_registry
 from domain.definitions import Registry
@@ -142,13 +143,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by every process that opens the store."""
-    p.add_argument("--data-dir", default=os.environ.get("STEPTRAIL_DATA_DIR", ".steptrail"))
-    p.add_argument(
-        "--store",
-        default=os.environ.get("STEPTRAIL_STORE"),
-        help="sqlite (default) or postgresql://user@host:port/db[?schema=NAME]",
-    )
+    """Options shared by every process that runs jobs or serves."""
+    add_store_args(p)
     p.add_argument(
         "--concurrency",
         type=int,

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
+from api.cli_options import add_store_args
 from api.tail import READ_TIMEOUT, JobNotFound, Lost, Tail
 from domain.commands import NotFound
 from domain.store import JobStore, StoreLocation, parse_store
@@ -193,15 +194,6 @@ def _guarded(fn: Any) -> Any:
     return run
 
 
-def _store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=os.environ.get("STEPTRAIL_DATA_DIR", ".steptrail"))
-    p.add_argument(
-        "--store",
-        default=os.environ.get("STEPTRAIL_STORE"),
-        help="sqlite (default) or postgresql://user@host:port/db[?schema=NAME]",
-    )
-
-
 def register(sub: Any, default_url: str) -> None:
     """Add the event replay subcommands to ``steptrail``'s parser."""
     events = sub.add_parser("events", help="print a job's event history in store order")
@@ -209,19 +201,19 @@ def register(sub: Any, default_url: str) -> None:
     events.add_argument("--json", action="store_true", help="one JSON event per line")
     events.add_argument("--lines", action="store_true", help="print StepLogged lines too")
     events.add_argument("--after", type=int, default=0, help="start after this position")
-    _store_args(events)
+    add_store_args(events)
     events.set_defaults(fn=_guarded(cmd_events))
 
     rebuild = sub.add_parser(
         "rebuild", help="rebuild the read model from the events (a running server keeps serving)"
     )
-    _store_args(rebuild)
+    add_store_args(rebuild)
     rebuild.set_defaults(fn=_guarded(cmd_rebuild))
 
     verify_ = sub.add_parser(
         "verify", help="compare the read model with a rebuild; exit 1 on any difference"
     )
-    _store_args(verify_)
+    add_store_args(verify_)
     verify_.set_defaults(fn=_guarded(cmd_verify))
 
     tail = sub.add_parser(
