@@ -4,38 +4,19 @@ job as the read model showed it at a past position. They read the event store
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
-
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.errors import bad_request, not_found
+from api.errors import bad_request
+from api.handlers import in_thread, runtime
 from api.jsonresponse import json_response
 from api.params import choice_param, int_param
-from api.runtime import Runtime
 from domain.aggregates import Manager, StepJob
-from domain.commands import NotFound
-from projections.history import OutOfRange, aggregate_state, job_events
+from projections.history import aggregate_state, job_events
 from projections.replay import job_at
 
-T = TypeVar("T")
 MAX_EVENTS = 1000  # a StepLogged event carries up to ~1000 lines
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
-
-
-async def _read(fn: Callable[..., T], *args: Any) -> T:
-    try:
-        return await run_in_threadpool(fn, *args)
-    except NotFound as e:
-        raise not_found(str(e)) from None
-    except OutOfRange as e:
-        raise bad_request(str(e), e.field) from None
 
 
 async def events(request: Request) -> Response:
@@ -43,23 +24,25 @@ async def events(request: Request) -> Response:
     after = int_param(q, "after", 0, 0)
     limit = int_param(q, "limit", 100, 1, MAX_EVENTS)
     with_lines = choice_param(q, "lines", ("true", "false"), "true") == "true"
-    store = _runtime(request).store
-    page = await _read(job_events, store, request.path_params["job_id"], after, limit, with_lines)
+    store = runtime(request).store
+    page = await in_thread(
+        job_events, store, request.path_params["job_id"], after, limit, with_lines
+    )
     return json_response(page)
 
 
 async def job_state(request: Request) -> Response:
     version = int_param(request.query_params, "version", None, 1)
-    store = _runtime(request).store
-    state = await _read(aggregate_state, store, request.path_params["job_id"], Manager, version)
+    store = runtime(request).store
+    state = await in_thread(aggregate_state, store, request.path_params["job_id"], Manager, version)
     return json_response(state)
 
 
 async def step_state(request: Request) -> Response:
     version = int_param(request.query_params, "version", None, 1)
-    store = _runtime(request).store
+    store = runtime(request).store
     step_job_id = request.path_params["step_job_id"]
-    return json_response(await _read(aggregate_state, store, step_job_id, StepJob, version))
+    return json_response(await in_thread(aggregate_state, store, step_job_id, StepJob, version))
 
 
 async def replay(request: Request) -> Response:
@@ -68,8 +51,8 @@ async def replay(request: Request) -> Response:
         raise bad_request(
             "position is required: a store position (see the job's events)", "position"
         )
-    store = _runtime(request).store
-    return json_response(await _read(job_at, store, request.path_params["job_id"], position))
+    store = runtime(request).store
+    return json_response(await in_thread(job_at, store, request.path_params["job_id"], position))
 
 
 HISTORY_ROUTES = [

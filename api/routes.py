@@ -3,9 +3,9 @@ reflect; commands go to the aggregates. Library calls run in threads."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -13,16 +13,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from api.errors import ApiError, bad_request, not_found
+from api.errors import bad_request, not_found
+from api.handlers import in_thread, runtime
 from api.history import HISTORY_ROUTES
 from api.jsonresponse import json_response
 from api.params import choice_param, int_param, level_param, limit_param, time_param
 from api.runtime import Runtime
-from domain.commands import Conflict, NotFound, parse_id
-from domain.definitions import DefinitionError
+from domain.commands import NotFound, parse_id
 from projections.queries import JOB_STATUSES
 
-T = TypeVar("T")
 READ_YOUR_WRITE_SECONDS = 5.0
 
 
@@ -32,22 +31,6 @@ def _path_id(request: Request, name: str, what: str) -> str:
         return str(parse_id(request.path_params[name], what))
     except NotFound as e:
         raise not_found(str(e)) from None
-
-
-def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
-
-
-async def _command(fn: Callable[..., T], *args: Any) -> T:
-    """Run a command in a thread, mapping domain errors to API errors."""
-    try:
-        return await run_in_threadpool(fn, *args)
-    except DefinitionError as e:
-        raise ApiError(422, "invalid", str(e), e.field) from None
-    except NotFound as e:
-        raise not_found(str(e)) from None
-    except Conflict as e:
-        raise ApiError(409, "conflict", str(e)) from None
 
 
 async def _job_after(rt: Runtime, job_id: str, position: int) -> dict[str, Any]:
@@ -88,7 +71,7 @@ async def submit_job(request: Request) -> Response:
     unknown = sorted(set(body) - {"definition", "params"})
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
-    job_id, position = await _command(
+    job_id, position = await in_thread(
         rt.commands.submit, body.get("definition"), body.get("params")
     )
     job = await _job_after(rt, job_id, position)
@@ -115,7 +98,7 @@ async def get_job(request: Request) -> Response:
 async def cancel_job(request: Request) -> Response:
     rt = runtime(request)
     job_id = _path_id(request, "job_id", "job")
-    position = await _command(rt.commands.cancel, job_id)
+    position = await in_thread(rt.commands.cancel, job_id)
     if rt.orchestrator is not None:
         rt.orchestrator.cancel_local(job_id)
     return json_response(await _job_after(rt, job_id, position), 202)
@@ -124,7 +107,7 @@ async def cancel_job(request: Request) -> Response:
 async def retry_job(request: Request) -> Response:
     rt = runtime(request)
     job_id = _path_id(request, "job_id", "job")
-    position = await _command(rt.commands.retry, job_id)
+    position = await in_thread(rt.commands.retry, job_id)
     return json_response(await _job_after(rt, job_id, position), 202)
 
 

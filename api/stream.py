@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.errors import bad_request
+from api.handlers import runtime
 from api.params import MAX_INTEGER, int_param
 from api.runtime import Runtime
 from projections.changes import Changes, Filters, read_changes, seq_at
@@ -181,7 +182,7 @@ async def _follow(
 
 
 async def stream(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
+    rt = runtime(request)
     filters = Filters(_uuid_param(request, "job_id"), _uuid_param(request, "step_job_id"))
     # Pings are comments without an id: only the stream's own messages, in
     # order, may move the client's position (a ping waiting behind a blocked

@@ -1,0 +1,36 @@
+"""What every route handler needs: the process's runtime, and library calls
+run in a thread (the library is synchronous) with domain errors turned into
+the API's JSON errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from api.errors import ApiError, bad_request, not_found
+from api.runtime import Runtime
+from domain.commands import Conflict, NotFound
+from domain.definitions import DefinitionError
+from projections.history import OutOfRange
+
+T = TypeVar("T")
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return await run_in_threadpool(fn, *args)
+    except DefinitionError as e:
+        raise ApiError(422, "invalid", str(e), e.field) from None
+    except NotFound as e:
+        raise not_found(str(e)) from None
+    except Conflict as e:
+        raise ApiError(409, "conflict", str(e)) from None
+    except OutOfRange as e:
+        raise bad_request(str(e), e.field) from None
