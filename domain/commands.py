@@ -133,11 +133,11 @@ class JobCommands:
         The read model that named the step may lag (a projection fail-over, a
         backlog): the aggregates themselves must show no change since
         ``changed_before`` (epoch seconds), or their worker is alive."""
-        manager_changed = get_manager(self.store, job_id).modified_on.timestamp()
-        if step_job_id is None and manager_changed >= changed_before:
-            return
         step: StepJob | None = None
-        if step_job_id is not None:
+        if step_job_id is None:
+            if get_manager(self.store, job_id).modified_on.timestamp() >= changed_before:
+                return
+        else:
             step = get_step(self.store, step_job_id)
             if step.status == RUNNING and step.modified_on.timestamp() >= changed_before:
                 return
