@@ -50,6 +50,35 @@ def wait_until(
         time.sleep(interval)
 
 
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``steptrail ARGS`` in a subprocess of this checkout, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def get_json(base_url: str, path: str, **params: Any) -> Any:
+    r = httpx.get(f"{base_url}{path}", params=params, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def step_lines(base_url: str, step_id: str, page: int = 5000) -> list[dict[str, Any]]:
+    """Every line of a step, as the API pages them out by seq."""
+    lines: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        got = get_json(base_url, f"/api/steps/{step_id}/logs", after_seq=after, limit=page)
+        if not got["lines"]:
+            return lines
+        lines += got["lines"]
+        after = got["next_after_seq"]
+
+
 def test_registry() -> Registry:
     registry = builtin_registry()
     registry.load(str(JOBDEFS))

@@ -12,24 +12,11 @@ import httpx
 from domain.store import JobStore, parse_store
 from projections.database import SQLiteDatabase
 from projections.rebuild import compare, rebuild_into
-from tests.conftest import ServerProcess, free_port, wait_until
+from tests.conftest import ServerProcess, free_port, get_json, step_lines, wait_until
 
 
-def _get(base: str, path: str, **params: Any) -> Any:
-    r = httpx.get(f"{base}{path}", params=params, timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _seqs(base: str, step_id: str) -> list[int]:
-    seqs: list[int] = []
-    after = 0
-    while True:
-        page = _get(base, f"/api/steps/{step_id}/logs", after_seq=after, limit=5000)
-        if not page["lines"]:
-            return seqs
-        seqs += [x["seq"] for x in page["lines"]]
-        after = page["next_after_seq"]
+def _seqs_of(base_url: str, step_id: str) -> list[int]:
+    return [x["seq"] for x in step_lines(base_url, step_id)]
 
 
 def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -44,16 +31,18 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         job_id = r.json()["id"]
 
         def step_with_lines() -> dict[str, Any] | None:
-            steps = _get(proc.base_url, f"/api/jobs/{job_id}")["steps"]
+            steps = get_json(proc.base_url, f"/api/jobs/{job_id}")["steps"]
             return steps[0] if steps[0]["id"] and steps[0]["counts"]["total"] >= 200 else None
 
         step = wait_until(step_with_lines, 30, what="step 1 to log 200 lines")
-        seen_before_kill = _seqs(proc.base_url, step["id"])
+        seen_before_kill = _seqs_of(proc.base_url, step["id"])
         proc.kill()
 
         proc.start()
         job = wait_until(
-            lambda: (j := _get(proc.base_url, f"/api/jobs/{job_id}"))["status"] == "failed" and j,
+            lambda: (
+                (j := get_json(proc.base_url, f"/api/jobs/{job_id}"))["status"] == "failed" and j
+            ),
             30,
             what="the job to be failed after restart",
         )
@@ -62,7 +51,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         assert "abandoned" in job["error"]
         assert [s["status"] for s in rest] == ["skipped"]
 
-        seqs = _seqs(proc.base_url, first["id"])
+        seqs = _seqs_of(proc.base_url, first["id"])
         assert seqs == list(range(1, len(seqs) + 1)), "gap or duplicate in seq"
         assert len(seqs) == first["counts"]["total"] == first["last_seq"]
         assert seqs[: len(seen_before_kill)] == seen_before_kill, "a flushed line was lost"
@@ -71,7 +60,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         assert r.status_code == 202, r.text
         retried = wait_until(
             lambda: (
-                (j := _get(proc.base_url, f"/api/jobs/{job_id}"))["status"] == "running"
+                (j := get_json(proc.base_url, f"/api/jobs/{job_id}"))["status"] == "running"
                 and len(j["step_job_ids"]) == 2
                 and j
             ),
@@ -81,11 +70,11 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         assert [(s["index"], s["attempt"]) for s in retried["steps"]][:2] == [(0, 1), (0, 2)]
         httpx.post(f"{proc.base_url}/api/jobs/{job_id}/cancel", timeout=10)
         wait_until(
-            lambda: _get(proc.base_url, f"/api/jobs/{job_id}")["status"] == "cancelled",
+            lambda: get_json(proc.base_url, f"/api/jobs/{job_id}")["status"] == "cancelled",
             30,
             what="cancel",
         )
-        assert _seqs(proc.base_url, first["id"]) == seqs, "attempt 1's lines changed"
+        assert _seqs_of(proc.base_url, first["id"]) == seqs, "attempt 1's lines changed"
     finally:
         proc.stop()
 

@@ -3,15 +3,13 @@ order, and an aggregate's state at version N is the fold of its first N events."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import orjson
 import pytest
 
 from domain.aggregates import LEVELS
-from tests.conftest import ROOT, LiveServer
+from tests.conftest import LiveServer, run_cli
 
 
 def _history(server: LiveServer, job_id: str, limit: int, lines: bool = True) -> list[dict]:
@@ -27,16 +25,6 @@ def _history(server: LiveServer, job_id: str, limit: int, lines: bool = True) ->
         after = page["next_after"]
         if not page["has_more"]:
             return events
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_events_of_a_finished_job_list_every_event_once_in_store_order(
@@ -77,11 +65,11 @@ def test_cli_events_prints_the_same_history(server: LiveServer) -> None:
     data_dir = str(server.runtime.location.data_dir)
     history = _history(server, job["id"], limit=100)
 
-    as_json = _cli("events", job["id"], "--data-dir", data_dir, "--json")
+    as_json = run_cli("events", job["id"], "--data-dir", data_dir, "--json")
     assert as_json.returncode == 0, as_json.stderr
     assert [orjson.loads(x) for x in as_json.stdout.splitlines()] == history
 
-    readable = _cli("events", job["id"], "--data-dir", data_dir, "--lines")
+    readable = run_cli("events", job["id"], "--data-dir", data_dir, "--lines")
     assert readable.returncode == 0, readable.stderr
     out = readable.stdout.splitlines()
     logged_rows = [x for x in out if " StepLogged " in x]
@@ -91,7 +79,7 @@ def test_cli_events_prints_the_same_history(server: LiveServer) -> None:
     assert line_rows[0].split()[:3] == ["seq", "1", "INFO"]
     assert len(out) == len(history) + 2500
 
-    missing = _cli("events", "0" * 32, "--data-dir", data_dir)
+    missing = run_cli("events", "0" * 32, "--data-dir", data_dir)
     assert missing.returncode == 1 and "no job with id" in missing.stderr
 
 

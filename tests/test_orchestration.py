@@ -3,15 +3,13 @@ which step a line lands in."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, LiveServer, start_server, wait_until
+from tests.conftest import LiveServer, run_cli, start_server, wait_until
 
 
 def _lines(server: LiveServer, step_id: str) -> list[dict[str, Any]]:
@@ -141,24 +139,8 @@ def test_index_files_on_a_missing_directory_fails_with_the_reason(server: LiveSe
 
 
 def test_cli_submit_prints_the_job_id(server: LiveServer) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "submit",
-            "burst",
-            "--param",
-            "lines=7",
-            "--url",
-            server.base_url,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    out = run_cli("submit", "burst", "--param", "lines=7", "--url", server.base_url)
+    assert out.returncode == 0, out.stderr
     job = server.wait_job(out.stdout.strip())
     assert job["params"] == {"lines": 7} and job["steps"][0]["counts"]["total"] == 7
 
@@ -171,23 +153,7 @@ def test_cli_submit_prints_the_job_id(server: LiveServer) -> None:
     ],
 )
 def test_cli_submit_reports_bad_params(server: LiveServer, param: str, message: str) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "submit",
-            "burst",
-            "--param",
-            param,
-            "--url",
-            server.base_url,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_cli("submit", "burst", "--param", param, "--url", server.base_url)
     assert out.returncode == 1 and message in out.stderr
 
 

@@ -15,7 +15,7 @@ from httpx_sse import connect_sse
 from domain.store import parse_store
 from projections.database import PostgresDatabase
 from projections.rebuild import compare, rebuild_into
-from tests.conftest import ServerProcess, free_port, wait_until
+from tests.conftest import ServerProcess, free_port, get_json, step_lines, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -60,12 +60,6 @@ def cluster(tmp_path: Path, pg_store: str) -> Iterator[Cluster]:
         c.stop()
 
 
-def _get(proc: ServerProcess, path: str, **params: Any) -> Any:
-    r = httpx.get(f"{proc.base_url}{path}", params=params, timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
 def _submit(proc: ServerProcess, definition: str, **params: Any) -> str:
     r = httpx.post(
         f"{proc.base_url}/api/jobs", timeout=10, json={"definition": definition, "params": params}
@@ -75,14 +69,13 @@ def _submit(proc: ServerProcess, definition: str, **params: Any) -> str:
 
 
 def _seqs(proc: ServerProcess, step_id: str) -> list[int]:
-    page = _get(proc, f"/api/steps/{step_id}/logs", limit=5000)
-    return [x["seq"] for x in page["lines"]]
+    return [x["seq"] for x in step_lines(proc.base_url, step_id)]
 
 
 def _final(proc: ServerProcess, job_id: str, timeout: float = 60) -> dict[str, Any]:
     return wait_until(
         lambda: (
-            (j := _get(proc, f"/api/jobs/{job_id}"))["status"]
+            (j := get_json(proc.base_url, f"/api/jobs/{job_id}"))["status"]
             in ("succeeded", "failed", "cancelled")
             and j
         ),
@@ -116,7 +109,7 @@ def test_two_apis_and_two_workers_run_every_job_once(cluster: Cluster, tmp_path:
     # follow, on A, a step of a job that went in through B
     watched = _submit(b, "drip", lines=300, interval=0.005)
     step = wait_until(
-        lambda: (s := _get(a, f"/api/jobs/{watched}")["steps"][0])["id"] and s,
+        lambda: (s := get_json(a.base_url, f"/api/jobs/{watched}")["steps"][0])["id"] and s,
         30,
         what="the watched step to start",
     )
@@ -155,7 +148,11 @@ def test_a_killed_worker_is_detected_and_the_step_retried(cluster: Cluster) -> N
     doomed = cluster.worker()
     job_id = _submit(api, "retried-drip", lines=200, interval=0.02)
     first = wait_until(
-        lambda: (s := _get(api, f"/api/jobs/{job_id}")["steps"][0])["counts"]["total"] >= 20 and s,
+        lambda: (
+            (s := get_json(api.base_url, f"/api/jobs/{job_id}")["steps"][0])["counts"]["total"]
+            >= 20
+            and s
+        ),
         30,
         what="attempt 1 to log",
     )
@@ -174,7 +171,7 @@ def test_a_killed_worker_is_detected_and_the_step_retried(cluster: Cluster) -> N
     assert _seqs(api, one["id"]) == list(range(1, one["counts"]["total"] + 1))
     assert one["counts"]["total"] >= 20
     assert _seqs(api, two["id"]) == list(range(1, 201))
-    lines = _get(api, f"/api/steps/{one['id']}/logs", limit=1)["lines"]
+    lines = get_json(api.base_url, f"/api/steps/{one['id']}/logs", limit=1)["lines"]
     assert lines[0]["attempt"] == 1
 
 
@@ -186,7 +183,9 @@ def test_killing_the_projecting_process_hands_the_projection_over(
     cluster.worker()
     job_id = _submit(standby, "drip", lines=400, interval=0.01)
     wait_until(
-        lambda: _get(standby, f"/api/jobs/{job_id}")["steps"][0]["counts"]["total"] > 30,
+        lambda: (
+            get_json(standby.base_url, f"/api/jobs/{job_id}")["steps"][0]["counts"]["total"] > 30
+        ),
         30,
         what="lines to be projected",
     )

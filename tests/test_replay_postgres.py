@@ -4,7 +4,6 @@ history, verify and rebuild behave as they do on SQLite files."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import psycopg
 import pytest
 
 from domain.store import parse_store
-from tests.conftest import ROOT, LiveServer, start_server
+from tests.conftest import LiveServer, run_cli, start_server
 
 pytestmark = pytest.mark.postgres
 
@@ -27,13 +26,7 @@ def pg_server(tmp_path: Path, pg_store: str) -> Iterator[LiveServer]:
 
 
 def _cli(store: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args, "--store", store],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    return run_cli(*args, "--store", store, timeout=90)
 
 
 def test_history_verify_and_rebuild_on_postgresql(pg_server: LiveServer, pg_store: str) -> None:

@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT, LiveServer, start_server, wait_until
+from tests.conftest import LiveServer, run_cli, start_server, step_lines, wait_until
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    return run_cli(*args, timeout=90)
 
 
 def _tamper(server: LiveServer, sql: str, *params: Any) -> None:
@@ -31,8 +24,7 @@ def _tamper(server: LiveServer, sql: str, *params: Any) -> None:
 
 
 def _seqs(server: LiveServer, step_id: str) -> list[int]:
-    page = server.client.get(f"/api/steps/{step_id}/logs", params={"limit": 5000}).json()
-    return [x["seq"] for x in page["lines"]]
+    return [x["seq"] for x in step_lines(server.base_url, step_id)]
 
 
 def test_verify_names_the_damaged_step_and_rebuild_repairs_it(server: LiveServer) -> None:

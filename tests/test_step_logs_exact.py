@@ -6,22 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.conftest import LiveServer, wait_until
+from tests.conftest import LiveServer, step_lines, wait_until
 
 N = 10_000
-
-
-def _all_step_lines(server: LiveServer, step_id: str, limit: int = 1000) -> list[dict[str, Any]]:
-    lines: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = server.client.get(
-            f"/api/steps/{step_id}/logs", params={"after_seq": after, "limit": limit}
-        ).json()
-        if not page["lines"]:
-            return lines
-        lines += page["lines"]
-        after = page["next_after_seq"]
 
 
 def test_ten_thousand_lines_are_all_in_their_step(server: LiveServer) -> None:
@@ -35,7 +22,7 @@ def test_ten_thousand_lines_are_all_in_their_step(server: LiveServer) -> None:
     assert sum(by_level.values()) == N
     assert by_level["error"] == N // 5 and by_level["warning"] == N // 5
 
-    lines = _all_step_lines(server, step["id"])
+    lines = step_lines(server.base_url, step["id"], page=1000)
     assert [x["seq"] for x in lines] == list(range(1, N + 1))
     assert [x["message"] for x in lines] == [f"line {i}" for i in range(1, N + 1)]
     assert lines[1]["fields"] == {"i": 2} and lines[0]["logger"] == "tests.burst"
@@ -110,7 +97,7 @@ def test_min_level_and_text_filters_apply_to_step_and_global_queries(server: Liv
 
 def test_any_fields_a_step_logs_are_stored_and_read_back(server: LiveServer) -> None:
     job = server.wait_job(server.submit("tricky-fields")["id"])
-    lines = _all_step_lines(server, job["steps"][0]["id"])
+    lines = step_lines(server.base_url, job["steps"][0]["id"], page=1000)
     assert lines[0]["fields"] == {"_type_": "uuid_hex", "_data_": "not-a-uuid"}
     assert lines[1]["fields"] == {"thing": "ValueError('x')"}
     assert lines[2]["message"] == "file caf\\udce9.txt"

@@ -3,15 +3,13 @@ it and 200 with it; the page itself and /healthz stay reachable."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, LiveServer, start_server
+from tests.conftest import LiveServer, run_cli, start_server
 
 TOKEN = "s3cret-token"
 
@@ -60,23 +58,6 @@ def test_the_token_opens_api_and_stream(guarded: LiveServer) -> None:
 
 
 def test_serving_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "serve",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_cli("serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path / "data"))
     assert out.returncode == 2
     assert "needs --token" in out.stderr
