@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.database import Database, Row
-from projections.queries import _LINE_COLUMNS, Queries, job_json, line_json, step_json
+from projections.queries import SELECT_LINES, job_json, line_json, running_steps, step_json
 
 MAX_STATE_ROWS = 200  # job rows (and step rows) per read
 MAX_LINES = 1000  # lines per read: one `logs` message of at most this many lines
@@ -75,10 +75,7 @@ def _state_rows(
 def _line_rows(cur: Any, step_job_id: str, after_seq: int, through: int) -> tuple[list[Row], int]:
     """The step's next lines up to ``through``, cut at an event boundary; returns
     them and the position up to which they are complete."""
-    sql = (
-        f"SELECT {_LINE_COLUMNS} FROM lines l JOIN steps s USING (step_job_id)"
-        " WHERE l.step_job_id = ? AND l.seq > ? AND l.position <= ? ORDER BY l.seq"
-    )
+    sql = f"{SELECT_LINES} WHERE l.step_job_id = ? AND l.seq > ? AND l.position <= ? ORDER BY l.seq"
     cur.execute(f"{sql} LIMIT ?", (step_job_id, after_seq, through, MAX_LINES + 1))
     rows = cur.fetchall()
     if len(rows) <= MAX_LINES:
@@ -107,7 +104,7 @@ def read_changes(
         if filters.step_job_id is not None:
             lines, through = _line_rows(cur, filters.step_job_id, after_seq, through)
         jobs = [r for r in jobs if r["position"] <= through]
-        running = Queries._running_steps(cur, [r["job_id"] for r in jobs])
+        running = running_steps(cur, [r["job_id"] for r in jobs])
     states = [(r["position"], "job", job_json(r, running.get(r["job_id"], []))) for r in jobs]
     states += [(r["position"], "step", step_json(r)) for r in steps if r["position"] <= through]
     states.sort(key=lambda s: s[0])

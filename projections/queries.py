@@ -15,9 +15,11 @@ from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS, TRACKING_NAME
 LEVEL_NAMES = {n: name for name, n in LEVEL_NUMBERS.items()}
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
-_LINE_COLUMNS = (
-    "l.line_id, l.step_job_id, l.seq, l.ts, l.levelno, l.logger, l.message, l.fields,"
+# Lines with every context field (what line_json renders), for any WHERE clause.
+SELECT_LINES = (
+    "SELECT l.line_id, l.step_job_id, l.seq, l.ts, l.levelno, l.logger, l.message, l.fields,"
     " l.position, s.job_id, s.step_name, s.step_index, s.attempt"
+    " FROM lines l JOIN steps s USING (step_job_id)"
 )
 
 
@@ -137,6 +139,18 @@ def job_json(r: Row, running_steps: list[Row]) -> dict[str, Any]:
     }
 
 
+def running_steps(cur: Any, job_ids: list[str]) -> dict[str, list[Row]]:
+    """The running step rows of these jobs, by job (for the jobs' progress)."""
+    if not job_ids:
+        return {}
+    marks = ", ".join("?" * len(job_ids))
+    cur.execute(f"SELECT * FROM steps WHERE status = 'running' AND job_id IN ({marks})", job_ids)
+    by_job: dict[str, list[Row]] = {}
+    for s in cur.fetchall():
+        by_job.setdefault(s["job_id"], []).append(s)
+    return by_job
+
+
 def _contains(dialect: str) -> str:
     """Case-insensitive substring test on the message column."""
     if dialect == "postgres":
@@ -157,19 +171,6 @@ class Queries:
         row = cur.fetchone()
         return int(row["position"]) if row else 0
 
-    @staticmethod
-    def _running_steps(cur: Any, job_ids: list[str]) -> dict[str, list[Row]]:
-        if not job_ids:
-            return {}
-        marks = ", ".join("?" * len(job_ids))
-        cur.execute(
-            f"SELECT * FROM steps WHERE status = 'running' AND job_id IN ({marks})", job_ids
-        )
-        by_job: dict[str, list[Row]] = {}
-        for s in cur.fetchall():
-            by_job.setdefault(s["job_id"], []).append(s)
-        return by_job
-
     # jobs
 
     def list_jobs(self, status: str | None, limit: int, before: int | None) -> dict[str, Any]:
@@ -189,7 +190,7 @@ class Queries:
             cur.execute(sql, (*params, limit + 1))
             rows = cur.fetchall()
             page = rows[:limit]
-            running = self._running_steps(cur, [r["job_id"] for r in page])
+            running = running_steps(cur, [r["job_id"] for r in page])
         return {
             "jobs": [job_json(r, running.get(r["job_id"], [])) for r in page],
             "next_before": page[-1]["job_no"] if len(rows) > limit else None,
@@ -249,8 +250,7 @@ class Queries:
             if step is None:
                 return None
             cur.execute(
-                f"SELECT {_LINE_COLUMNS} FROM lines l JOIN steps s USING (step_job_id)"
-                f" WHERE {' AND '.join(where)} ORDER BY l.seq LIMIT ?",
+                f"{SELECT_LINES} WHERE {' AND '.join(where)} ORDER BY l.seq LIMIT ?",
                 (*params, limit),
             )
             lines = [line_json(r) for r in cur.fetchall()]
@@ -306,7 +306,7 @@ class Queries:
         if cursor is not None:
             where.append("l.line_id < ?" if descending else "l.line_id > ?")
             params.append(cursor)
-        sql = f"SELECT {_LINE_COLUMNS} FROM lines l JOIN steps s USING (step_job_id)"
+        sql = SELECT_LINES
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY l.line_id {'DESC' if descending else 'ASC'} LIMIT ?"
