@@ -11,14 +11,23 @@ Messages (``data`` is JSON; ``id`` is always a store position):
 - ``ready``: first message; the position the stream starts after.
 - ``job``: a job's row as ``/api/jobs`` shows it.
 - ``step``: a step's row as ``/api/steps/{id}`` shows it.
-- ``logs``: consecutive lines of the followed step: ``{step_job_id, first_seq,
-  last_seq, lines}``, each line as ``/api/steps/{id}/logs`` shows it.
+- ``logs``: consecutive lines of one followed step job: ``{step_job_id,
+  first_seq, last_seq, lines}``, each line as ``/api/steps/{id}/logs`` shows
+  it. Followed: the step of ``?step_job_id=``, or with ``?job_id=J&lines=all``
+  every step job of J as the job advances (each line once, in seq order per
+  step).
 
-A message's ``id`` is the position the client has everything up to once it has
-that message. Within a read, job and step messages come first and lines last,
-so resuming after an id never repeats a line: only job/step rows (whole,
-idempotent states, each with its own ``position``) can be sent again. Idle
-connections get comment pings.
+Causal order: messages go out in store-position order, and a step's lines at a
+position come before the step row of that position. So a ``step`` message
+never counts a line the client has not been sent, and a step's terminal
+message (and its job's) comes after every line of that step: a client may stop
+reading there.
+
+A message's ``id`` is the position the client is complete up to once it has
+that message: every line at or before it, every job/step row before it.
+Resuming after an id never repeats a line; only the rows at exactly that
+position can come again (whole, idempotent states, each with its own
+``position``). Idle connections get comment pings.
 
 Resume: ``Last-Event-ID`` (sent by browsers on reconnect) wins over ``?after=``
 (what a page passes on first connect, from a snapshot's ``position``); with
@@ -32,6 +41,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -42,9 +52,9 @@ from starlette.responses import Response
 
 from api.errors import bad_request
 from api.handlers import runtime
-from api.params import MAX_INTEGER, int_param
+from api.params import MAX_INTEGER, choice_param, int_param
 from api.runtime import Runtime
-from projections.changes import Changes, Filters, read_changes, seq_at
+from projections.changes import Changes, Filters, read_changes
 from projections.database import Database
 
 RETRY_MS = 2000  # the browser's reconnection delay
@@ -65,32 +75,53 @@ class Batch:
 
     body: bytes  # the encoded messages, in order; empty when nothing matched
     through: int
-    last_seq: int
 
 
-def to_batch(changes: Changes, step_job_id: str | None, after_seq: int) -> Batch:
+def _in_store_order(changes: Changes) -> list[tuple[int, str, Any]]:
+    """``(position, event, payload)`` in store order, the lines at a position
+    before the row at that position (the row counts them). Consecutive lines
+    of one step become one ``logs`` message (bounded by the read's size)."""
+    items = [(line["position"], 0, "logs", line) for line in changes.lines]
+    items += [(position, 1, kind, payload) for position, kind, payload in changes.states]
+    items.sort(key=lambda item: item[:2])  # stable: lines keep their seq order
+    messages: list[tuple[int, str, Any]] = []
+    for position, _, kind, payload in items:
+        last = messages[-1] if messages else None
+        if kind != "logs":
+            messages.append((position, kind, payload))
+        elif last and last[1] == "logs" and last[2][-1]["step_job_id"] == payload["step_job_id"]:
+            last[2].append(payload)
+        else:
+            messages.append((position, "logs", [payload]))
+    return messages
+
+
+def _logs_json(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "step_job_id": lines[0]["step_job_id"],
+        "first_seq": lines[0]["seq"],
+        "last_seq": lines[-1]["seq"],
+        "lines": lines,
+    }
+
+
+def to_batch(changes: Changes) -> Batch:
     """Give each message the id the client is complete up to once it has it:
-    one less than the position of the first thing still to come, or
-    ``through`` for the last message. Lines come last: their id is final."""
-    first_line = changes.lines[0]["position"] if changes.lines else None
-    positions = [position for position, _, _ in changes.states]
-    messages = []
-    for i, (_, kind, payload) in enumerate(changes.states):
-        next_state = positions[i + 1] if i + 1 < len(positions) else None
-        to_come = [p for p in (next_state, first_line) if p is not None]
-        msg_id = min(to_come) - 1 if to_come else changes.through
-        messages.append(_encode(kind, msg_id, payload))
-    last_seq = after_seq
-    if changes.lines:
-        last_seq = changes.lines[-1]["seq"]
-        logs = {
-            "step_job_id": step_job_id,
-            "first_seq": changes.lines[0]["seq"],
-            "last_seq": last_seq,
-            "lines": changes.lines,
-        }
-        messages.append(_encode("logs", changes.through, logs))
-    return Batch(b"".join(messages), changes.through, last_seq)
+    every line at or before the id and every row before it (a resumed stream
+    sends the rows at its resume position again, see read_changes). So the id
+    is one less than the position of the next lines, the position of the
+    next row, or ``through`` for the last message."""
+    messages = _in_store_order(changes)
+    encoded = []
+    for i, (_, kind, payload) in enumerate(messages):
+        if i + 1 < len(messages):
+            next_position, next_kind, _ = messages[i + 1]
+            msg_id = next_position - 1 if next_kind == "logs" else next_position
+        else:
+            msg_id = changes.through
+        data = _logs_json(payload) if kind == "logs" else payload
+        encoded.append(_encode(kind, msg_id, data))
+    return Batch(b"".join(encoded), changes.through)
 
 
 class SharedReads:
@@ -103,16 +134,15 @@ class SharedReads:
         self.db = db  # not the Runtime: this is the value of a weak map keyed by it
         self._reads: OrderedDict[tuple[object, ...], asyncio.Task[Batch]] = OrderedDict()
 
-    def _read(self, filters: Filters, after: int, after_seq: int, target: int) -> Batch:
-        changes = read_changes(self.db, filters, after, after_seq, target)
-        return to_batch(changes, filters.step_job_id, after_seq)
+    def _read(self, filters: Filters, after: int, target: int, resumed: bool) -> Batch:
+        return to_batch(read_changes(self.db, filters, after, target, resumed))
 
-    async def get(self, filters: Filters, after: int, after_seq: int, target: int) -> Batch:
-        key = (filters, after, after_seq, target)
+    async def get(self, filters: Filters, after: int, target: int, resumed: bool) -> Batch:
+        key = (filters, after, target, resumed)
         task = self._reads.get(key)
         if task is None:
             task = asyncio.ensure_future(
-                run_in_threadpool(self._read, filters, after, after_seq, target)
+                run_in_threadpool(self._read, filters, after, target, resumed)
             )
             self._reads[key] = task
             while len(self._reads) > SHARED_READS:
@@ -161,29 +191,43 @@ def _start_position(request: Request, rt: Runtime) -> int:
 async def _follow(
     rt: Runtime, filters: Filters, after: int
 ) -> AsyncIterator[ServerSentEvent | bytes]:
-    """One connection: a position cursor and a line cursor, nothing else."""
-    after_seq = 0
-    if filters.step_job_id is not None:
-        after_seq = await run_in_threadpool(seq_at, rt.db, filters.step_job_id, after)
-    ready = {"position": after, "job_id": filters.job_id, "step_job_id": filters.step_job_id}
+    """One connection: a position cursor, nothing else."""
+    ready = {
+        "position": after,
+        "job_id": filters.job_id,
+        "step_job_id": filters.step_job_id,
+        "lines": "all" if filters.all_lines else None,
+    }
     yield ServerSentEvent(
         orjson.dumps(ready).decode(), event="ready", id=str(after), retry=RETRY_MS
     )
     shared = _shared_reads(rt)
+    resumed = True  # the first read also sends the rows at `after` (see read_changes)
     while True:
         # Registers for the wake-up before checking the position: a change
         # published between our last read and this wait is never missed.
         if not await rt.notifier.wait_async(after, IDLE_WAIT):
             continue
-        batch = await shared.get(filters, after, after_seq, rt.notifier.position)
+        batch = await shared.get(filters, after, rt.notifier.position, resumed)
         if batch.body:
             yield batch.body
-        after, after_seq = batch.through, batch.last_seq
+        after, resumed = batch.through, False
+
+
+def _filters(request: Request) -> Filters:
+    job_id = _uuid_param(request, "job_id")
+    step_job_id = _uuid_param(request, "step_job_id")
+    all_lines = choice_param(request.query_params, "lines", ("all",), None) == "all"
+    if all_lines and job_id is None:
+        raise bad_request("lines=all follows every step of a job: give job_id", "lines")
+    if all_lines and step_job_id is not None:
+        raise bad_request("lines=all already follows every step: leave out step_job_id", "lines")
+    return Filters(job_id, step_job_id, all_lines)
 
 
 async def stream(request: Request) -> Response:
     rt = runtime(request)
-    filters = Filters(_uuid_param(request, "job_id"), _uuid_param(request, "step_job_id"))
+    filters = _filters(request)
     # Pings are comments without an id: only the stream's own messages, in
     # order, may move the client's position (a ping waiting behind a blocked
     # send could otherwise carry an older id after a newer message).

@@ -2,15 +2,18 @@
 
 A reader holds a cursor ``after`` (a store position) and asks for the rows
 that changed in ``(after, target]``. The answer is bounded: at most
-``MAX_STATE_ROWS`` job rows, as many step rows and ``MAX_LINES`` lines (never
-part of an event's lines), so it may stop at ``through < target``; the next
-read starts there. Everything with a position ``<= through`` that matches is
-in the answer, and nothing beyond ``through`` is, except that job and step rows
-are their latest state (rows only move forward, so a newer state is harmless).
+``MAX_STATE_ROWS`` job rows, as many step rows and about ``MAX_LINES`` lines
+(never part of an event's lines), so it may stop at ``through < target``; the
+next read starts there. Every line with a position in ``(after, through]`` that
+matches is in the answer, and nothing beyond ``through`` is. Job and step rows
+are their latest state, read in one snapshot and only when that state's
+position is in range, so a row never shows more than the lines up to its own
+position: a step row at position P has exactly the lines at or before P.
 
 Positions are global and increase with every event; within one step, line
-positions increase with ``seq``. That is what lets a step's line cursor be a
-``seq`` (see :func:`seq_at`) and a page of lines end at an event boundary.
+positions increase with ``seq``. ``line_marks`` turns a position into a step's
+last seq with one indexed lookup, so a line cursor is just a position, for one
+step or for every step of a job.
 """
 
 from __future__ import annotations
@@ -22,36 +25,39 @@ from projections.database import Database, Row
 from projections.queries import SELECT_LINES, job_json, line_json, running_steps, step_json
 
 MAX_STATE_ROWS = 200  # job rows (and step rows) per read
-MAX_LINES = 1000  # lines per read: one `logs` message of at most this many lines
+MAX_LINES = 1000  # lines per read (one event is never split, whatever its size)
 
 
 @dataclass(frozen=True)
 class Filters:
-    """``job_id``: only this job and its steps. ``step_job_id``: also its lines."""
+    """``job_id``: only this job and its steps. ``step_job_id``: also that
+    step's lines. ``all_lines``: also the lines of every step job of ``job_id``."""
 
     job_id: str | None = None
     step_job_id: str | None = None
+    all_lines: bool = False
 
 
 @dataclass
 class Changes:
-    """Rows changed in ``(after, through]``; ``states`` in position order as
-    ``(position, "job" | "step", json)``; ``lines`` in seq order."""
+    """What changed in ``(after, through]``: ``states`` as ``(position, "job" |
+    "step", json)`` in position order; ``lines`` in position order (so in seq
+    order within a step)."""
 
     through: int
     states: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     lines: list[dict[str, Any]] = field(default_factory=list)
 
 
-def seq_at(db: Database, step_job_id: str, position: int) -> int:
-    """The step's last seq at ``position``: where its line cursor starts."""
-    with db.read() as cur:
-        cur.execute(
-            "SELECT COALESCE(MAX(seq), 0) AS seq FROM lines"
-            " WHERE step_job_id = ? AND position <= ?",
-            (step_job_id, position),
-        )
-        return int(cur.fetchone()["seq"])
+def seq_at(cur: Any, step_job_id: str, position: int) -> int:
+    """The step's last seq at ``position``."""
+    cur.execute(
+        "SELECT last_seq FROM line_marks WHERE step_job_id = ? AND position <= ?"
+        " ORDER BY position DESC LIMIT 1",
+        (step_job_id, position),
+    )
+    row = cur.fetchone()
+    return int(row["last_seq"]) if row else 0
 
 
 def _state_rows(
@@ -72,37 +78,70 @@ def _state_rows(
     return rows, through
 
 
-def _line_rows(cur: Any, step_job_id: str, after_seq: int, through: int) -> tuple[list[Row], int]:
-    """The step's next lines up to ``through``, cut at an event boundary; returns
-    them and the position up to which they are complete."""
-    sql = f"{SELECT_LINES} WHERE l.step_job_id = ? AND l.seq > ? AND l.position <= ? ORDER BY l.seq"
-    cur.execute(f"{sql} LIMIT ?", (step_job_id, after_seq, through, MAX_LINES + 1))
-    rows = cur.fetchall()
+def _cut(rows: list[Row], through: int) -> tuple[list[Row], int]:
+    """At most MAX_LINES of ``rows`` (position-ordered, complete up to
+    ``through``), cut at an event boundary; returns them and the position up
+    to which they are complete. A first event larger than MAX_LINES (the
+    recorder bounds its size) goes whole rather than split across reads."""
     if len(rows) <= MAX_LINES:
         return rows, through
-    cut = rows[MAX_LINES]["position"]  # the first event not (wholly) in this read
+    cut = rows[MAX_LINES]["position"]  # the first event not (wholly) kept
     if rows[0]["position"] == cut:
-        # One event holds more than MAX_LINES lines (the recorder bounds its
-        # size): send it whole rather than split it across two positions.
-        cur.execute(sql, (step_job_id, after_seq, cut))
-        return cur.fetchall(), cut
+        return [r for r in rows if r["position"] == cut], cut
     return [r for r in rows if r["position"] < cut], cut - 1
 
 
+def _step_lines(cur: Any, step_job_id: str, after: int, through: int) -> tuple[list[Row], int]:
+    """The step's lines in ``(after, through]``, bounded (see :func:`_cut`)."""
+    sql = f"{SELECT_LINES} WHERE l.step_job_id = ? AND l.seq > ? AND l.position <= ?"
+    params = (step_job_id, seq_at(cur, step_job_id, after), through)
+    cur.execute(f"{sql} ORDER BY l.seq LIMIT ?", (*params, MAX_LINES + 1))
+    rows = cur.fetchall()
+    if len(rows) > MAX_LINES and rows[0]["position"] == rows[MAX_LINES]["position"]:
+        cur.execute(f"{sql} AND l.position = ? ORDER BY l.seq", (*params, rows[0]["position"]))
+        rows = cur.fetchall()  # the whole first event, however large
+    return _cut(rows, through)
+
+
+def _line_rows(cur: Any, filters: Filters, after: int, through: int) -> tuple[list[Row], int]:
+    """The followed lines in ``(after, through]``: of one step, or of each step
+    job of the job that changed since ``after`` (a step row's position is its
+    last event's, so a step with new lines has moved)."""
+    if filters.all_lines:
+        cur.execute(
+            "SELECT step_job_id FROM steps WHERE job_id = ? AND position > ?",
+            (filters.job_id, after),
+        )
+        step_job_ids = [r["step_job_id"] for r in cur.fetchall()]
+    else:
+        step_job_ids = [filters.step_job_id] if filters.step_job_id else []
+    rows: list[Row] = []
+    for step_job_id in step_job_ids:
+        step_rows, step_through = _step_lines(cur, step_job_id, after, through)
+        rows += step_rows
+        through = min(through, step_through)
+    rows = [r for r in rows if r["position"] <= through]
+    rows.sort(key=lambda r: (r["position"], r["seq"]))
+    return _cut(rows, through)
+
+
 def read_changes(
-    db: Database, filters: Filters, after: int, after_seq: int, target: int
+    db: Database, filters: Filters, after: int, target: int, resumed: bool = False
 ) -> Changes:
     """Everything matching ``filters`` that changed in ``(after, target]``
-    (bounded; see the module docstring). ``after_seq`` is the step's line
-    cursor, ``seq_at(step, after)`` on the first read."""
+    (bounded; see the module docstring).
+
+    ``resumed``: also the job and step rows whose position is ``after`` itself.
+    A client resuming after P holds every line at P but maybe not the step row
+    that shares P with them (the event that logged them); rows are whole
+    states, so sending one again is harmless, while a line is never repeated."""
+    states_after = after - 1 if resumed else after
     with db.read() as cur:
         # The snapshot may be ahead of `target`: reading only up to `target`
         # keeps the answer a function of its arguments, so readers can share it.
-        jobs, through = _state_rows(cur, "jobs", after, target, filters.job_id)
-        steps, through = _state_rows(cur, "steps", after, through, filters.job_id)
-        lines: list[Row] = []
-        if filters.step_job_id is not None:
-            lines, through = _line_rows(cur, filters.step_job_id, after_seq, through)
+        jobs, through = _state_rows(cur, "jobs", states_after, target, filters.job_id)
+        steps, through = _state_rows(cur, "steps", states_after, through, filters.job_id)
+        lines, through = _line_rows(cur, filters, after, through)
         jobs = [r for r in jobs if r["position"] <= through]
         running = running_steps(cur, [r["job_id"] for r in jobs])
     states = [(r["position"], "job", job_json(r, running.get(r["job_id"], []))) for r in jobs]

@@ -15,7 +15,7 @@ import orjson
 
 from domain.aggregates import PENDING, SKIPPED, Manager, StepJob
 from projections.database import Cursor
-from projections.schema import LEVEL_COLUMNS, TRACKING_NAME
+from projections.schema import LEVEL_COLUMNS, MARK_COLUMNS, TRACKING_NAME
 
 Positioned = tuple[int, Any]  # (store position, domain event)
 
@@ -154,6 +154,15 @@ class _Batch:
             (e.last_seq, *counts.values(), _ts(e), p, step_job_id),
         )
         self.cur.insert_lines(step_job_id, p, e.lines_json)
+        self._mark_lines(step_job_id)
+
+    def _mark_lines(self, step_job_id: str) -> None:
+        """Keep the step's line-derived columns as this event left them."""
+        columns = ", ".join(MARK_COLUMNS)
+        self.cur.execute(
+            f"INSERT INTO line_marks ({columns}) SELECT {columns} FROM steps WHERE step_job_id = ?",
+            (step_job_id,),
+        )
 
     def step_progress(self, p: int, e: Any) -> None:
         self.cur.execute(

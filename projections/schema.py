@@ -19,6 +19,8 @@ LEVEL_COLUMNS = {
 }
 LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 LINE_COLUMNS = ("step_job_id", "seq", "ts", "levelno", "logger", "message", "fields", "position")
+# A step row's line-derived columns, as a StepLogged event leaves them.
+MARK_COLUMNS = ("step_job_id", "position", "last_seq", *LEVEL_COLUMNS.values(), "heartbeat_at")
 
 
 def levelno_sql(level: str) -> str:
@@ -78,6 +80,16 @@ def statements(dialect: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS steps_by_job ON steps (job_id, step_index, attempt)",
         "CREATE INDEX IF NOT EXISTS steps_by_status ON steps (status)",
         "CREATE INDEX IF NOT EXISTS steps_by_position ON steps (position)",
+        # One row per StepLogged: the step's line cursor and counts at that
+        # position, so "the step at position P" is one indexed lookup however
+        # many lines it has (streams resuming, time travel).
+        f"""CREATE TABLE IF NOT EXISTS line_marks (
+            step_job_id TEXT NOT NULL,
+            position {int_} NOT NULL,
+            last_seq {int_} NOT NULL,
+            {counts},
+            heartbeat_at {real} NOT NULL,
+            PRIMARY KEY (step_job_id, position))""",
         f"""CREATE TABLE IF NOT EXISTS lines (
             line_id {serial},
             step_job_id TEXT NOT NULL,
@@ -103,5 +115,5 @@ def create_tables(cur: Cursor, dialect: str) -> None:
 
 
 def drop_tables(cur: Cursor) -> None:
-    for table in ("lines", "steps", "jobs", "tracking"):
+    for table in ("line_marks", "lines", "steps", "jobs", "tracking"):
         cur.execute(f"DROP TABLE IF EXISTS {table}")

@@ -91,3 +91,10 @@ def tricky_fields(ctx: StepContext) -> None:
 
 
 TRICKY = JobDefinition.of("tricky-fields", [tricky_fields])
+
+
+RELAY = JobDefinition.of(
+    "relay",
+    [burst, drip, ("again", burst)],
+    [Param("lines", int, 500), Param("interval", float, 0.001)],
+)

@@ -135,7 +135,7 @@ def test_resume_after_last_event_id_has_no_gap_or_duplicate_while_writing(
     assert follower.step is not None and follower.step["counts"]["total"] == 3000
 
 
-def test_catching_up_coalesces_lines_and_sends_state_first(server: LiveServer) -> None:
+def test_catching_up_coalesces_lines_and_ends_with_the_terminal_state(server: LiveServer) -> None:
     job = server.wait_job(server.submit("burst", lines=5000)["id"])
     step_id = job["steps"][0]["id"]
     follower = StepFollower(step_id)
@@ -150,8 +150,8 @@ def test_catching_up_coalesces_lines_and_sends_state_first(server: LiveServer) -
                 break
     assert follower.seqs == list(range(1, 5001))
     assert len(follower.logs_messages) <= 10, "lines are batched, not one message per line"
-    assert kinds[0] == "ready" and kinds[-1] == "logs"
-    assert set(kinds) == {"ready", "job", "step", "logs"}
+    assert kinds[0] == "ready" and kinds[-1] == "step", "the terminal state comes after the lines"
+    assert set(kinds) == {"ready", "step", "logs"}, "the finished job's row comes after the step's"
 
 
 def test_job_filter_and_no_lines_without_a_step(server: LiveServer) -> None:
