@@ -51,8 +51,9 @@ async def replay(request: Request) -> Response:
         raise bad_request(
             "position is required: a store position (see the job's events)", "position"
         )
-    store = runtime(request).store
-    return json_response(await in_thread(job_at, store, request.path_params["job_id"], position))
+    rt = runtime(request)
+    job_id = request.path_params["job_id"]
+    return json_response(await in_thread(job_at, rt.store, rt.db, rt.notifier, job_id, position))
 
 
 HISTORY_ROUTES = [

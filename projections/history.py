@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
 
 from domain.aggregates import Manager, StepJob, line_dict
 from domain.commands import NotFound, get_manager, parse_id
@@ -31,7 +32,12 @@ class OutOfRange(ValueError):
 
 
 def _select_sqlite(
-    store: JobStore, ids: Sequence[UUID], after: int, stop: int, limit: int
+    store: JobStore,
+    ids: Sequence[UUID],
+    after: int,
+    stop: int,
+    limit: int,
+    skip_topics: Sequence[str] = (),
 ) -> list[Notification]:
     """The SQLite position is the events table's rowid; the primary key index on
     (originator_id, originator_version) also holds it, so the inner query sorts
@@ -39,13 +45,14 @@ def _select_sqlite(
     recorder: Any = store.recorder
     table = recorder.events_table_name
     marks = ", ".join("?" * len(ids))
+    skip = "".join(" AND topic <> ?" for _ in skip_topics)
     sql = (
         f"SELECT rowid, originator_id, originator_version, topic, state FROM {table}"
         f" WHERE rowid IN (SELECT rowid FROM {table} WHERE originator_id IN ({marks})"
-        "  AND rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?) ORDER BY rowid"
+        f"  AND rowid > ? AND rowid <= ?{skip} ORDER BY rowid LIMIT ?) ORDER BY rowid"
     )
     with recorder.datastore.transaction(commit=False) as c:
-        c.execute(sql, [*(i.hex for i in ids), after, stop, limit])
+        c.execute(sql, [*(i.hex for i in ids), after, stop, *skip_topics, limit])
         rows = c.fetchall()
     return [
         Notification(
@@ -60,7 +67,12 @@ def _select_sqlite(
 
 
 def _select_postgres(
-    store: JobStore, ids: Sequence[UUID], after: int, stop: int, limit: int
+    store: JobStore,
+    ids: Sequence[UUID],
+    after: int,
+    stop: int,
+    limit: int,
+    skip_topics: Sequence[str] = (),
 ) -> list[Notification]:
     """The PostgreSQL position is ``notification_id`` (indexed)."""
     from psycopg.sql import SQL, Identifier
@@ -69,14 +81,14 @@ def _select_postgres(
     sql = SQL(
         "SELECT notification_id, originator_id, originator_version, topic, state"
         " FROM {schema}.{table} WHERE originator_id = ANY(%s)"
-        " AND notification_id > %s AND notification_id <= %s"
+        " AND notification_id > %s AND notification_id <= %s AND topic <> ALL(%s)"
         " ORDER BY notification_id LIMIT %s"
     ).format(
         schema=Identifier(recorder.datastore.schema),
         table=Identifier(recorder.events_table_name),
     )
     with recorder.datastore.transaction(commit=False) as c:
-        c.execute(sql, (list(ids), after, stop, limit))
+        c.execute(sql, (list(ids), after, stop, list(skip_topics), limit))
         rows = c.fetchall()
     return [
         Notification(
@@ -91,11 +103,17 @@ def _select_postgres(
 
 
 def select_job_events(
-    store: JobStore, job_id: str, after: int, limit: int, stop: int | None = None
+    store: JobStore,
+    job_id: str,
+    after: int,
+    limit: int,
+    stop: int | None = None,
+    skip: Sequence[type] = (),
 ) -> tuple[list[tuple[int, Any]], int]:
     """Up to ``limit`` decoded events of the job after ``after`` (and at or
-    before ``stop``), and ``end``: with fewer than ``limit`` events, the answer
-    holds every event of the job up to ``end``.
+    before ``stop``; events of the ``skip`` classes left out), and ``end``:
+    with fewer than ``limit`` events, the answer holds every event of the job
+    up to ``end``.
 
     The store's end is read BEFORE the manager: a step job is created in the
     same transaction as the manager's StepStarted, so every step job with an
@@ -106,8 +124,49 @@ def select_job_events(
     manager = get_manager(store, job_id)
     ids = [manager.id, *(UUID(s) for s in manager.step_job_ids)]
     select = _select_postgres if store.location.is_postgres else _select_sqlite
-    notifications = select(store, ids, after, end, limit)
+    notifications = select(store, ids, after, end, limit, [get_topic(c) for c in skip])
     return [(n.id, store.mapper.to_domain_event(n)) for n in notifications], end
+
+
+def last_event(
+    store: JobStore, aggregate_id: UUID, event_class: type, stop: int
+) -> tuple[int, Any] | None:
+    """The aggregate's latest event of ``event_class`` at or before ``stop``:
+    a walk back along its versions (the primary key), stopping at the first."""
+    recorder: Any = store.recorder
+    topic = get_topic(event_class)
+    if store.location.is_postgres:
+        from psycopg.sql import SQL, Identifier
+
+        sql: Any = SQL(
+            "SELECT notification_id AS position, originator_id, originator_version, topic, state"
+            " FROM {schema}.{table} WHERE originator_id = %s AND notification_id <= %s"
+            " AND topic = %s ORDER BY originator_version DESC LIMIT 1"
+        ).format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name),
+        )
+        params: tuple[Any, ...] = (aggregate_id, stop, topic)
+    else:
+        sql = (
+            "SELECT rowid AS position, originator_id, originator_version, topic, state"
+            f" FROM {recorder.events_table_name} WHERE originator_id = ? AND rowid <= ?"
+            " AND topic = ? ORDER BY originator_version DESC LIMIT 1"
+        )
+        params = (aggregate_id.hex, stop, topic)
+    with recorder.datastore.transaction(commit=False) as c:
+        c.execute(sql, params)
+        row = c.fetchone()
+    if row is None:
+        return None
+    notification = Notification(
+        id=row["position"],
+        originator_id=aggregate_id,
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+    )
+    return notification.id, store.mapper.to_domain_event(notification)
 
 
 def event_json(position: int, event: Any, with_lines: bool = True) -> dict[str, Any]:
