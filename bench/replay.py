@@ -10,7 +10,12 @@ one job; half the lines carry fields), then measures in the same run:
 - decode only: reading the events and decoding them with the store's mapper;
 - ``rebuild_into``: the real rebuild (read, decode, project, index);
 - with ``--live``: the live projection runner catching up from zero (200
-  notifications per transaction, WAL), which is what a rebuild replaces.
+  notifications per transaction, WAL), which is what a rebuild replaces;
+- time travel: ``job_at`` (``GET /api/jobs/{id}/replay``) at 100 random
+  positions of the job, median and max, against two baselines of the same
+  run: the live query of the job now (``GET /api/jobs/{id}``, the floor) and
+  folding every event up to the position (what a replay did before line marks)
+  at a few of those positions.
 
     python bench/replay.py [--lines 1000000] [--live]
 """
@@ -18,7 +23,9 @@ one job; half the lines carry fields), then measures in the same run:
 from __future__ import annotations
 
 import argparse
+import random
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -31,15 +38,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from domain.aggregates import LEVELS, Manager, StepJob
 from domain.store import JobStore, StoreLocation
 from projections.database import SQLiteDatabase
+from projections.history import select_job_events
 from projections.notifier import PositionNotifier
+from projections.queries import Queries
 from projections.readmodel import ReadModel
 from projections.rebuild import ScratchDatabase, rebuild_into
+from projections.replay import job_at
 from projections.runner import ProjectionRunner, read_events
 from projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, create_tables
 
 STEPS = 4
 LINES_PER_EVENT = 1000
 TARGET = 200_000
+TIME_TRAVEL_TARGET_MS = 50.0
+POSITIONS = 100  # random positions timed
+FOLDED = 5  # of them, also timed the old way (it takes seconds each)
 
 
 def write_store(store: JobStore, n: int) -> None:
@@ -135,6 +148,51 @@ def live_runner_rate(store: JobStore, path: Path, n: int) -> float:
     return n / elapsed
 
 
+def _ms(fn: object, *args: object) -> float:
+    start = time.perf_counter()
+    fn(*args)  # type: ignore[operator]
+    return (time.perf_counter() - start) * 1000
+
+
+def fold_all(store: JobStore, job_id: str, position: int, path: Path) -> None:
+    """The old replay: every event of the job up to ``position`` (lines
+    included) through the projector into a scratch model, then the query."""
+    db = ScratchDatabase(path)
+    try:
+        model, applied = ReadModel(db), 0
+        while True:
+            events, _ = select_job_events(store, job_id, applied, 500, position)
+            if not events:
+                break
+            model.apply(applied, events)
+            applied = events[-1][0]
+        Queries(db, PositionNotifier()).get_job(job_id)
+    finally:
+        db.close()
+        path.unlink()
+
+
+def time_travel(store: JobStore, live: SQLiteDatabase, directory: Path) -> None:
+    with live.read() as cur:
+        cur.execute("SELECT job_id FROM jobs")
+        job_id = cur.fetchone()["job_id"]
+    end = store.recorder.max_notification_id()
+    notifier = PositionNotifier(end)
+    positions = random.Random(11).sample(range(1, end + 1), POSITIONS)
+    queries = Queries(live, notifier)
+    floor = statistics.median(_ms(queries.get_job, job_id) for _ in range(POSITIONS))
+    times = [_ms(job_at, store, live, notifier, job_id, p) for p in positions]
+    median, worst = statistics.median(times), max(times)
+    scratch = directory / "fold.sqlite"
+    folded = statistics.median(_ms(fold_all, store, job_id, p, scratch) for p in positions[:FOLDED])
+    spread = f"median {median:6.1f} ms, max {worst:.1f} ms"
+    print(f"time travel, {POSITIONS} random positions   {spread}")
+    print(f"  live query of the job now (floor)  median {floor:6.1f} ms ({median / floor:.1f}x)")
+    print(f"  folding every event (before)       median {folded:6.1f} ms ({folded / median:.0f}x)")
+    verdict = "met" if worst <= TIME_TRAVEL_TARGET_MS else "MISSED"
+    print(f"time travel target (max <= {TIME_TRAVEL_TARGET_MS:.0f} ms): {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -173,6 +231,9 @@ def main() -> None:
             print(f"  rebuild speed-up over the runner  {rate / live:>10.2f}x")
         verdict = "met" if rate >= TARGET else "MISSED"
         print(f"target (>= {TARGET:,} lines/s): {verdict}")
+        live_model = SQLiteDatabase(directory / "rebuilt.sqlite")
+        time_travel(store, live_model, directory)
+        live_model.close()
         store.close()
 
 
