@@ -227,14 +227,18 @@ def compare_cursors(live: Cursor, rebuilt: Cursor) -> list[str]:
         name = f"step {step_job_id} ({step_names.get(step_job_id, 'no step row')})"
         out += _compare_lines(live, rebuilt, step_job_id, name)
     marks = _marks_by(live), _marks_by(rebuilt)
-    mark_names = {k: step_names.get(k[0], "no step row") for rows in marks for k in rows}
+    mark_names = {
+        key: step_names.get(row["step_job_id"], "no step row")
+        for rows in marks
+        for key, row in rows.items()
+    }
     out += _compare_rows("line mark", *marks, mark_names)
     return out
 
 
 def _marks_by(cur: Cursor) -> dict[Any, dict[str, Any]]:
     cur.execute("SELECT * FROM line_marks")
-    return {(r["step_job_id"], r["position"]): r for r in cur.fetchall()}
+    return {f"{r['step_job_id']} at position {r['position']}": r for r in cur.fetchall()}
 
 
 def compare(live: Database, rebuilt: Database) -> list[str]:
