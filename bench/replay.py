@@ -55,7 +55,7 @@ POSITIONS = 100  # random positions timed
 FOLDED = 5  # of them, also timed the old way (it takes seconds each)
 
 
-def write_store(store: JobStore, n: int) -> None:
+def write_store(store: JobStore, n: int, lines_per_event: int = LINES_PER_EVENT) -> None:
     """One job of STEPS steps logging n lines in all, as the recorder saves them."""
     names = [f"step{i}" for i in range(STEPS)]
     manager = Manager("bench", {"lines": n}, names, 1)
@@ -67,8 +67,8 @@ def write_store(store: JobStore, n: int) -> None:
         manager.step_started(str(step.id), name, index, 1)
         store.save(manager, step)
         share = n // STEPS + (1 if index < n % STEPS else 0)
-        for first in range(0, share, LINES_PER_EVENT):
-            count = min(LINES_PER_EVENT, share - first)
+        for first in range(0, share, lines_per_event):
+            count = min(lines_per_event, share - first)
             step.log(
                 [
                     [

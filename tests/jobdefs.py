@@ -98,3 +98,16 @@ RELAY = JobDefinition.of(
     [burst, drip, ("again", burst)],
     [Param("lines", int, 500), Param("interval", float, 0.001)],
 )
+
+
+def chatty(ctx: StepContext) -> None:
+    """``lines`` lines with a progress report every ``every`` lines: a long
+    history of small events."""
+    n, every = ctx.params["lines"], ctx.params["every"]
+    for i in range(1, n + 1):
+        ctx.log.log(LEVELS[i % len(LEVELS)], "line %d", i)
+        if i % every == 0:
+            ctx.progress(i, n)
+
+
+CHATTY = JobDefinition.of("chatty", [chatty], [Param("lines", int, 1000), Param("every", int, 10)])

@@ -3,10 +3,14 @@
 // as the read model had them at a chosen store position.
 //
 // Route: #/jobs/<id>/history[/<position>]. The replay answers come from
-// GET /api/jobs/<id>/replay?position=P, which folds the job's events up to P
-// through the same projector the live read model uses. A step's lines at P are
-// its lines with seq <= its last_seq at P, so its panel is the live panel
-// capped there.
+// GET /api/jobs/<id>/replay?position=P, which folds the job's non-line events
+// up to P through the same projector the live read model uses and takes the
+// line counts at P from an index. A step's lines at P are its lines with
+// seq <= its last_seq at P, so its panel is the live panel capped there.
+//
+// A job can have tens of thousands of events: the timeline is a virtual list
+// (fixed row height, only the rows in view are in the DOM), so a move costs
+// the same whatever the job's length.
 
 import { getJSON } from "./api.js";
 import { JOB_TABS, jobLink } from "./app.js";
@@ -23,6 +27,8 @@ const SPEEDS = [
   ["1000", "1000×"],
 ];
 const TICK_MS = 100; // playback moves the replay at most this often
+const ROW = 22; // px; must match `.events tbody tr` height in history.css
+const OVERSCAN = 10; // timeline rows drawn above and below the viewport
 
 /** A log panel frozen at the step's last_seq at the replayed position. */
 class PanelAt extends LogPanel {
@@ -81,6 +87,11 @@ class HistoryView {
     this.stepId = null; // the step whose panel is open
     this.panel = null;
     this.replayed = null;
+    this.drawn = null; // the timeline rows in the DOM: {first, last, index}
+    this.rows = new Map(); // event index -> its row, for the rows in the DOM
+    this.frame = null; // the animation frame that draws next
+    this.scrollTo = null; // where that frame scrolls the timeline (a seek's)
+    this.viewHeight = 320; // the timeline's height, kept by a ResizeObserver (no layout reads)
     this.build(container);
     this.loadEvents();
   }
@@ -103,6 +114,22 @@ class HistoryView {
     this.playEl = h("button", { type: "button", class: "play", onclick: () => this.togglePlay() }, "▶ play");
     this.whereEl = h("span", { class: "replay-where", "data-testid": "replay-where" });
     this.rowsEl = h("tbody", {});
+    [this.above, this.below] = [0, 1].map(() => h("tr", { class: "spacer" }, h("td", { colSpan: 6 })));
+    this.timeline = h(
+      "div",
+      { class: "timeline", onscroll: () => this.drawSoon() },
+      h(
+        "table",
+        { class: "events" },
+        h("colgroup", {}, ["position", "time", "aggregate", "version", "event", "summary"].map((c) => h("col", { class: `c-${c}` }))),
+        h("thead", {}, h("tr", {}, ["position", "time", "aggregate", "version", "event", ""].map((t) => h("th", {}, t)))),
+        this.rowsEl,
+      ),
+    );
+    new ResizeObserver(([entry]) => {
+      this.viewHeight = entry.contentRect.height;
+      this.drawSoon();
+    }).observe(this.timeline);
     this.stepsEl = h("tbody", {});
     this.replayEl = h(
       "section",
@@ -135,16 +162,7 @@ class HistoryView {
         ),
         this.replayEl,
         h("h3", {}, "Events"),
-        h(
-          "div",
-          { class: "timeline" },
-          h(
-            "table",
-            { class: "events" },
-            h("thead", {}, h("tr", {}, ["position", "time", "aggregate", "version", "event", ""].map((t) => h("th", {}, t)))),
-            this.rowsEl,
-          ),
-        ),
+        this.timeline,
       ),
     );
   }
@@ -180,22 +198,60 @@ class HistoryView {
       if (event.aggregate === "StepJob" && event.type === "StepStarted") {
         this.names.set(event.originator_id, `${event.payload.step_name}#${event.payload.attempt}`);
       }
-      const i = this.events.length;
       this.events.push({ ...event, ms: Date.parse(event.timestamp) });
-      this.rowsEl.append(
-        h(
-          "tr",
-          { dataset: { position: event.position }, onclick: () => this.seek(i) },
-          h("td", { class: "num" }, String(event.position)),
-          h("td", { class: "mono" }, clock(event.timestamp)),
-          h("td", {}, who(event, this.names)),
-          h("td", { class: "num" }, `v${event.version}`),
-          h("td", {}, event.type),
-          h("td", { class: "summary" }, summary(event)),
-        ),
-      );
     }
     this.slider.max = String(Math.max(0, this.events.length - 1));
+    this.drawn = null;
+    this.drawSoon();
+  }
+
+  drawSoon() {
+    if (this.frame !== null) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = null;
+      const top = this.scrollTo ?? this.timeline.scrollTop;
+      this.scrollTo = null;
+      this.draw(top); // first, so the list is tall enough to scroll to `top`
+      this.timeline.scrollTop = top;
+    });
+  }
+
+  /** Put the timeline rows in view at `top` (and a few around) in the DOM, nothing more. */
+  draw(top) {
+    const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
+    const last = Math.min(this.events.length, Math.ceil((top + this.viewHeight) / ROW) + OVERSCAN);
+    const d = this.drawn;
+    if (d && d.first === first && d.last === last && d.index === this.index) return;
+    this.drawn = { first, last, index: this.index };
+    const rows = new Map(); // rows still in view are kept, not built again
+    for (let i = first; i < last; i += 1) {
+      const tr = this.rows.get(i) ?? this.row(i);
+      tr.className = i === this.index ? "current" : i > this.index ? "future" : "";
+      rows.set(i, tr);
+    }
+    this.rows = rows;
+    this.rowsEl.replaceChildren(this.spacer(this.above, first), ...rows.values(), this.spacer(this.below, this.events.length - last));
+  }
+
+  /** A row standing for `n` undrawn rows (hidden when there are none). */
+  spacer(tr, n) {
+    tr.hidden = n === 0;
+    tr.firstChild.style.height = `${n * ROW}px`;
+    return tr;
+  }
+
+  row(i) {
+    const event = this.events[i];
+    return h(
+      "tr",
+      { dataset: { position: event.position }, onclick: () => this.seek(i) },
+      h("td", { class: "num" }, String(event.position)),
+      h("td", { class: "mono" }, clock(event.timestamp)),
+      h("td", {}, who(event, this.names)),
+      h("td", { class: "num" }, `v${event.version}`),
+      h("td", {}, event.type),
+      h("td", { class: "summary", title: summary(event) }, summary(event)),
+    );
   }
 
   /** Move the replay to the event at index i (clamped) and load its state. */
@@ -207,13 +263,10 @@ class HistoryView {
     this.slider.value = String(index);
     const event = this.events[index];
     this.whereEl.textContent = `position ${event.position} · event ${index + 1} of ${this.events.length} · ${clock(event.timestamp)}`;
-    [...this.rowsEl.children].forEach((tr, j) => {
-      tr.classList.toggle("current", j === index);
-      tr.classList.toggle("future", j > index);
-    });
-    const row = this.rowsEl.children[index];
-    const timeline = this.rowsEl.closest(".timeline");
-    timeline.scrollTop = row.offsetTop - timeline.clientHeight / 2; // keep the current event in view
+    // keep the current event in view (the header row is ROW high too), at
+    // the next frame: a scrub's many input events cost one layout per frame
+    this.scrollTo = Math.max(0, (index + 1) * ROW - this.viewHeight / 2);
+    this.drawSoon();
     if (changed) this.loadReplay(event.position);
   }
 
