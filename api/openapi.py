@@ -184,6 +184,11 @@ OPENAPI: dict[str, Any] = {
                     _q("job_id", {"type": "string"}, ""),
                     _q("step_job_id", {"type": "string"}, ""),
                     _q(
+                        "lines",
+                        {"type": "string", "enum": ["all"]},
+                        "with job_id: the lines of every step job of the job",
+                    ),
+                    _q(
                         "after",
                         {"type": "integer"},
                         "start strictly after this position (or Last-Event-ID)",

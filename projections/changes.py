@@ -11,9 +11,9 @@ position is in range, so a row never shows more than the lines up to its own
 position: a step row at position P has exactly the lines at or before P.
 
 Positions are global and increase with every event; within one step, line
-positions increase with ``seq``. ``line_marks`` turns a position into a step's
-last seq with one indexed lookup, so a line cursor is just a position, for one
-step or for every step of a job.
+positions increase with ``seq``. A step's mark (projections/marks.py) turns a
+position into its last seq with one indexed lookup, so a line cursor is just a
+position, for one step or for every step of a job.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.database import Database, Row
+from projections.marks import mark_at
 from projections.queries import SELECT_LINES, job_json, line_json, running_steps, step_json
 
 MAX_STATE_ROWS = 200  # job rows (and step rows) per read
@@ -47,17 +48,6 @@ class Changes:
     through: int
     states: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     lines: list[dict[str, Any]] = field(default_factory=list)
-
-
-def seq_at(cur: Any, step_job_id: str, position: int) -> int:
-    """The step's last seq at ``position``."""
-    cur.execute(
-        "SELECT last_seq FROM line_marks WHERE step_job_id = ? AND position <= ?"
-        " ORDER BY position DESC LIMIT 1",
-        (step_job_id, position),
-    )
-    row = cur.fetchone()
-    return int(row["last_seq"]) if row else 0
 
 
 def _state_rows(
@@ -94,7 +84,8 @@ def _cut(rows: list[Row], through: int) -> tuple[list[Row], int]:
 def _step_lines(cur: Any, step_job_id: str, after: int, through: int) -> tuple[list[Row], int]:
     """The step's lines in ``(after, through]``, bounded (see :func:`_cut`)."""
     sql = f"{SELECT_LINES} WHERE l.step_job_id = ? AND l.seq > ? AND l.position <= ?"
-    params = (step_job_id, seq_at(cur, step_job_id, after), through)
+    mark = mark_at(cur, step_job_id, after)
+    params = (step_job_id, mark["last_seq"] if mark else 0, through)
     cur.execute(f"{sql} ORDER BY l.seq LIMIT ?", (*params, MAX_LINES + 1))
     rows = cur.fetchall()
     if len(rows) > MAX_LINES and rows[0]["position"] == rows[MAX_LINES]["position"]:

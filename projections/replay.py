@@ -5,15 +5,16 @@ The job's events up to the position, except its steps' lines and all but the
 last progress report of each step, are applied by the live projector to a
 scratch read model holding only this job. What the line events left out would
 have changed in a step row (last seq, counts by level, heartbeat, position) is
-read from ``line_marks``, which the projector fills at each StepLogged with the
-step row's line columns. The live query then answers from the scratch model,
-so the replay shows exactly the counts, progress and statuses the read model
-had at that position, by construction rather than by a second implementation.
+read from the step's mark at the position (projections/marks.py). The live
+query then answers from the scratch model, so the replay shows exactly the
+counts, progress and statuses the read model had at that position, by
+construction rather than by a second implementation.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from domain.aggregates import StepJob
 from domain.store import JobStore
 from projections.database import Database
 from projections.history import OutOfRange, last_event, select_job_events
+from projections.marks import mark_at
 from projections.notifier import PositionNotifier
 from projections.projector import Positioned
 from projections.queries import Queries
@@ -66,12 +68,7 @@ def _apply_marks(live: Any, scratch: Any, events: Sequence[Positioned], position
     counts = ", ".join(f"{c} = ?" for c in LEVEL_COLUMNS.values())
     scratch.execute("SELECT step_job_id, position FROM steps")
     for step in scratch.fetchall():
-        live.execute(
-            "SELECT * FROM line_marks WHERE step_job_id = ? AND position <= ?"
-            " ORDER BY position DESC LIMIT 1",
-            (step["step_job_id"], position),
-        )
-        mark = live.fetchone()
+        mark = mark_at(live, step["step_job_id"], position)
         if mark is None:
             continue
         scratch.execute(
@@ -92,8 +89,9 @@ def _apply_marks(live: Any, scratch: Any, events: Sequence[Positioned], position
 
 def _wait_for(notifier: PositionNotifier, position: int) -> None:
     """Lines come from the live read model: let it reach ``position`` first."""
-    if notifier.position < position:
-        notifier.wait(position - 1, CATCH_UP_SECONDS)
+    deadline = time.monotonic() + CATCH_UP_SECONDS
+    while notifier.position < position and (left := deadline - time.monotonic()) > 0:
+        notifier.wait(notifier.position, left)
 
 
 def job_at(
