@@ -289,3 +289,17 @@ def pg_store() -> Iterator[str]:
     finally:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
         conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest) -> str | None:
+    """Run the test once on SQLite files (None) and once on PostgreSQL (a URL)."""
+    if request.param == "sqlite":
+        return None
+    request.applymarker(pytest.mark.postgres)
+    return str(request.getfixturevalue("pg_store"))
+
+
+def store_args(store: str | None, data_dir: Path) -> list[str]:
+    """The CLI options that open ``store`` (None: the SQLite files in data_dir)."""
+    return ["--store", store] if store else ["--data-dir", str(data_dir)]
