@@ -23,7 +23,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.aggregates import StepJob
 from domain.console import ConsoleEcho
 from domain.store import JobStore
-from domain.values import describe_exception, finite_number, text
+from domain.values import cut, describe_exception, finite_number, text
 
 LINES_PER_EVENT = 1000  # measured: ~500-1000 lines per event is the sweet spot
 MAX_BUFFERED = 20_000  # a step logging faster than we store waits (backpressure)
@@ -183,7 +183,7 @@ class StepRecorder:
                 self.step.id,
                 level,
                 logger,
-                message,
+                cut(message, 200),
             )
 
     @staticmethod

@@ -193,3 +193,13 @@ def many_steps(ctx: StepContext) -> None:
 MANY_STEPS = JobDefinition.of(
     "many-steps", [(f"s{i:03d}", many_steps) for i in range(120)], max_attempts=1
 )
+
+
+def fill_disk(ctx: StepContext) -> None:
+    """20 KB lines until the store refuses them (a disk that fills up)."""
+    for i in range(5000):
+        ctx.log.info("%05d %s", i, "x" * 20_000)
+        ctx.check_cancelled()
+
+
+FILL_DISK = JobDefinition.of("fill-disk", [fill_disk])
