@@ -20,18 +20,9 @@ from starlette.concurrency import run_in_threadpool
 from api.cli_history import register as register_history_commands
 from api.cli_options import add_store_args
 from api.runtime import DataDirInUse, Runtime, Settings
-from domain.builtin_jobs import builtin_registry
-from domain.definitions import Registry
 from domain.store import parse_store
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def _registry(jobs: Sequence[str]) -> Registry:
-    registry = builtin_registry()
-    for module_or_file in jobs:
-        registry.load(module_or_file)
-    return registry
 
 
 def _param_value(raw: str) -> Any:
@@ -55,10 +46,11 @@ def _params(pairs: Sequence[str]) -> dict[str, Any]:
 def _runtime(args: argparse.Namespace, workers: bool) -> Runtime | None:
     settings = Settings(
         location=parse_store(args.store, args.data_dir),
-        registry=_registry(args.jobs),
+        job_sources=tuple(args.jobs),
         workers=workers,
         concurrency=args.concurrency,
         lease_seconds=args.lease,
+        cancel_grace=args.cancel_grace,
     )
     try:
         return Runtime(settings)
@@ -157,7 +149,7 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=int,
         default=int(os.environ.get("STEPTRAIL_CONCURRENCY", "2")),
-        help="jobs run at once by this process",
+        help="worker processes: steps run at once by this process",
     )
     p.add_argument(
         "--jobs",
@@ -170,6 +162,12 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=float(os.environ.get("STEPTRAIL_LEASE_SECONDS", "15")),
         help="seconds without a heartbeat before a step is abandoned",
+    )
+    p.add_argument(
+        "--cancel-grace",
+        type=float,
+        default=float(os.environ.get("STEPTRAIL_CANCEL_GRACE", "5")),
+        help="seconds a cancelled or timed-out step has to stop before its worker is stopped",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from domain.context import StepContext
@@ -159,4 +160,13 @@ def builtin_registry() -> Registry:
     registry = Registry()
     registry.register(DEMO)
     registry.register(INDEX_FILES)
+    return registry
+
+
+def load_registry(job_sources: Iterable[str] = ()) -> Registry:
+    """The built-in definitions and those of every ``--jobs`` module or file
+    (the server and every worker process load the same ones)."""
+    registry = builtin_registry()
+    for module_or_file in job_sources:
+        registry.load(module_or_file)
     return registry

@@ -51,8 +51,11 @@ class Param:
 
 @dataclass(frozen=True)
 class Step:
+    """A named step function; ``timeout`` (seconds) overrides the definition's."""
+
     name: str
     fn: StepFunction
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,21 +65,23 @@ class JobDefinition:
     params: tuple[Param, ...] = ()
     description: str = ""
     max_attempts: int = 1  # attempts per step when a worker dies mid-step
+    timeout: float | None = None  # seconds each step may run before it is stopped and failed
 
     @classmethod
     def of(
         cls,
         name: str,
-        steps: Iterable[StepFunction | tuple[str, StepFunction]],
+        steps: Iterable[StepFunction | tuple[str, StepFunction] | Step],
         params: Iterable[Param] = (),
         description: str = "",
         max_attempts: int = 1,
+        timeout: float | None = None,
     ) -> JobDefinition:
-        built = tuple(Step(*s) if isinstance(s, tuple) else Step(s.__name__, s) for s in steps)
+        built = tuple(_step(s) for s in steps)
         names = [s.name for s in built]
         if len(set(names)) != len(names):
             raise ValueError(f"definition {name!r} has duplicate step names: {names}")
-        return cls(name, built, tuple(params), description, max_attempts)
+        return cls(name, built, tuple(params), description, max_attempts, timeout)
 
     @property
     def step_names(self) -> list[str]:
@@ -105,11 +110,20 @@ class JobDefinition:
             "description": self.description,
             "steps": self.step_names,
             "max_attempts": self.max_attempts,
+            "timeout": self.timeout,
             "params": [
                 {"name": p.name, "type": PARAM_TYPES[p.type], "default": p.default, "help": p.help}
                 for p in self.params
             ],
         }
+
+
+def _step(s: StepFunction | tuple[str, StepFunction] | Step) -> Step:
+    if isinstance(s, Step):
+        return s
+    if isinstance(s, tuple):
+        return Step(*s)
+    return Step(s.__name__, s)
 
 
 @dataclass

@@ -27,8 +27,6 @@ from sse_starlette.sse import AppStatus
 
 from api.app import create_app
 from api.runtime import Runtime, Settings
-from domain.builtin_jobs import builtin_registry
-from domain.definitions import Registry
 from domain.store import parse_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,15 +75,6 @@ def step_lines(base_url: str, step_id: str, page: int = 5000) -> list[dict[str, 
             return lines
         lines += got["lines"]
         after = got["next_after_seq"]
-
-
-def test_registry() -> Registry:
-    registry = builtin_registry()
-    registry.load(str(JOBDEFS))
-    return registry
-
-
-test_registry.__test__ = False  # type: ignore[attr-defined]
 
 
 class ThreadSafeBuffer(io.StringIO):
@@ -159,7 +148,7 @@ def start_server(data_dir: Path, **overrides: Any) -> LiveServer:
     token = overrides.pop("token", None)
     settings = Settings(
         location=parse_store(overrides.pop("store", None), data_dir),
-        registry=test_registry(),
+        job_sources=(str(JOBDEFS),),
         console=console,
         **overrides,
     )
