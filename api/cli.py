@@ -18,10 +18,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.cli_history import register as register_history_commands
 from api.cli_options import add_store_args
+from api.httpserver import server_config
+from api.policy import Policy
 from api.runtime import DataDirInUse, Runtime, Settings
 from domain.builtin_jobs import builtin_registry
 from domain.definitions import Registry
 from domain.store import parse_store
+from domain.terminal import COLOR_CHOICES
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -58,6 +61,7 @@ def _runtime(args: argparse.Namespace, workers: bool) -> Runtime | None:
         workers=workers,
         concurrency=args.concurrency,
         lease_seconds=args.lease,
+        console_color=getattr(args, "color", "auto"),
     )
     try:
         return Runtime(settings)
@@ -73,6 +77,21 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _policy(args: argparse.Namespace) -> Policy:
+    """The names ``--host`` and ``--allowed-hosts`` give, beyond loopback."""
+    hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
+    if args.host not in ("0.0.0.0", "::", ""):
+        hosts.append(args.host)
+    return Policy(tuple(hosts), args.max_body_bytes, args.max_streams_per_client)
+
+
+def _token_source(args: argparse.Namespace) -> str:
+    """Where the token came from, to print instead of the token."""
+    if args.token == os.environ.get("STEPTRAIL_TOKEN"):
+        return "the STEPTRAIL_TOKEN environment variable"
+    return "--token"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
 
@@ -84,10 +103,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     rt = _runtime(args, workers=not args.no_workers)
     if rt is None:
         return 2
-    app = create_app(rt, token=args.token)
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3
-    )
+    app = create_app(rt, token=args.token, policy=_policy(args))
+    config = server_config(app, args.host, args.port, args.keep_alive_timeout, args.header_timeout)
     server = uvicorn.Server(config)
 
     if args.demo:
@@ -100,8 +117,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         server.startup = startup  # type: ignore[method-assign]
     where = rt.location.postgres_url or rt.location.data_dir
-    page = f"http://{args.host}:{args.port}/" + (f"?token={args.token}" if args.token else "")
+    page = f"http://{args.host}:{args.port}/"
     print(f"steptrail: serving the queue page at {page} (data in {where})", flush=True)
+    if args.token:
+        print(
+            f"steptrail: the API needs the token given by {_token_source(args)}"
+            " (the page asks for it)",
+            flush=True,
+        )
     server.run()
     return 0
 
@@ -165,6 +188,49 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_protection_args(p: argparse.ArgumentParser) -> None:
+    """What ``serve`` accepts from the network (see api/policy.py, api/httpserver.py)."""
+    env = os.environ.get
+    p.add_argument(
+        "--allowed-hosts",
+        default=env("STEPTRAIL_ALLOWED_HOSTS", ""),
+        metavar="NAME[,NAME...]",
+        help="host names to answer to besides localhost, 127.0.0.1, ::1 and --host (* = any)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=int(env("STEPTRAIL_MAX_BODY_BYTES", str(Policy.max_body_bytes))),
+        help="larger request bodies are refused (413) unread",
+    )
+    p.add_argument(
+        "--max-streams-per-client",
+        type=int,
+        default=int(env("STEPTRAIL_MAX_STREAMS_PER_CLIENT", str(Policy.max_streams_per_client))),
+        help="open /api/stream connections per client address (more: 429)",
+    )
+    p.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=float(env("STEPTRAIL_KEEP_ALIVE_TIMEOUT", "5")),
+        metavar="SECONDS",
+        help="close a connection idle this long after a response",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=float(env("STEPTRAIL_HEADER_TIMEOUT", "10")),
+        metavar="SECONDS",
+        help="close a connection whose request head has not arrived whole in this time",
+    )
+    p.add_argument(
+        "--color",
+        choices=COLOR_CHOICES,
+        default=env("STEPTRAIL_COLOR", "auto"),
+        help="colours in the console's log lines: auto (on a terminal), always or never",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="steptrail", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("STEPTRAIL_TOKEN"),
         help="require this bearer token on the API and stream",
     )
+    _add_protection_args(serve)
     serve.add_argument("--demo", action="store_true", help="submit the demo job at start")
     serve.add_argument("--no-workers", action="store_true", help="API and page only")
     serve.set_defaults(fn=cmd_serve)

@@ -38,6 +38,7 @@ class Settings:
     concurrency: int = 2
     lease_seconds: float = 15.0
     console: TextIO | None = field(default_factory=lambda: sys.stdout)
+    console_color: str = "auto"  # auto | always | never: see domain/terminal.py use_colour
     capture_level: int = logging.DEBUG
 
 

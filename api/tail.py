@@ -5,7 +5,8 @@ seq order: first what the read model already has (``/api/steps/{id}/logs``),
 then what the stream (``/api/stream``) brings, resuming after the last
 position received when the connection drops (a server restart), and printing
 each seq once. It exits when the job has ended and every line is printed: 0
-if the job succeeded, 1 if it failed or was cancelled.
+if the job succeeded, 1 if it failed or was cancelled. Lines go through
+:func:`domain.terminal.for_terminal`: nothing in them can drive the terminal.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import orjson
 from httpx_sse import connect_sse
 
 from domain.aggregates import JOB_FINAL, STEP_FINAL, SUCCEEDED
+from domain.terminal import for_terminal
 
 PAGE = 5000
 READ_TIMEOUT = 30.0  # the stream pings every 10 s: silence this long means it is gone
@@ -53,12 +55,14 @@ class Tail:
         step_name: str | None,
         out: TextIO,
         reconnect_seconds: float,
+        colour: bool = False,
     ) -> None:
         self.client = client
         self.job_id = job_id
         self.step_name = step_name
         self.out = out
         self.reconnect_seconds = reconnect_seconds
+        self.colour = colour
         self.job: dict[str, Any] = {}
         self.steps: dict[str, dict[str, Any]] = {}  # latest row of each step job
         self.printed: dict[str, int] = {}  # last seq printed, per step job
@@ -136,7 +140,8 @@ class Tail:
         last = self.printed.get(step_job_id, 0)
         fresh = [line for line in lines if line["seq"] > last]  # each seq once
         if fresh:
-            self.out.write("".join(line_text(self.job_id, x) + "\n" for x in fresh))
+            text = "".join(line_text(self.job_id, x) + "\n" for x in fresh)
+            self.out.write(for_terminal(text, self.colour))
             self.out.flush()
             self.printed[step_job_id] = fresh[-1]["seq"]
 
