@@ -1,0 +1,537 @@
+"""Safe by default on a developer's machine: what any web page could send a
+loopback server is refused (foreign Host, foreign Origin, non-JSON writes),
+a token in a URL opens only reads, bodies, params, streams and half-sent
+connections are bounded, and every answer carries the security headers.
+
+Every refusal is checked the way a user would notice it: a 4xx JSON error
+that says why, and nothing written (the store position does not move).
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import orjson
+import pytest
+
+from domain.context import StepContext
+from domain.definitions import JobDefinition
+from tests.conftest import (
+    JSON_HEADERS,
+    ROOT,
+    LiveServer,
+    ServerProcess,
+    free_port,
+    start_server,
+    wait_until,
+)
+
+EVIL = "http://evil.example"
+TOKEN = "s3cret-token-never-printed"
+
+
+def position(server: LiveServer) -> int:
+    return int(server.runtime.store.recorder.max_notification_id() or 0)
+
+
+def assert_error(r: httpx.Response, status: int, code: str, field: str | None = None) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    error = r.json()["error"]
+    assert error["code"] == code and error["message"]
+    assert error.get("field") == field
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    store = request.getfixturevalue("pg_store") if request.param == "postgres" else None
+    live = start_server(tmp_path / "data", store=store)
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+# ---- cross-site requests and params (SQLite and PostgreSQL)
+
+SUBMIT = b'{"definition": "drip", "params": {"lines": 1}}'
+CROSS_SITE = {
+    "text/plain from another site": (
+        "/api/jobs",
+        {"Content-Type": "text/plain", "Origin": EVIL},
+        SUBMIT,
+        403,
+        "cross_origin",
+    ),
+    "text/plain, no Origin": ("/api/jobs", {"Content-Type": "text/plain"}, SUBMIT, 415, None),
+    "a form": (
+        "/api/jobs",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        b"definition=drip",
+        415,
+        None,
+    ),
+    "a multipart form": (
+        "/api/jobs",
+        {"Content-Type": "multipart/form-data; boundary=x"},
+        b"--x\r\nContent-Disposition: form-data; name=definition\r\n\r\ndrip\r\n--x--\r\n",
+        415,
+        None,
+    ),
+    "JSON from another site": (
+        "/api/jobs",
+        {"Content-Type": "application/json", "Origin": EVIL},
+        SUBMIT,
+        403,
+        "cross_origin",
+    ),
+    "JSON from a sandboxed page": (
+        "/api/jobs",
+        {"Content-Type": "application/json", "Origin": "null"},
+        SUBMIT,
+        403,
+        "cross_origin",
+    ),
+    "a body-less cancel": ("/api/jobs/{job}/cancel", {}, None, 415, None),
+    "a body-less retry": ("/api/jobs/{job}/retry", {}, None, 415, None),
+    "a body-less retry from another site": (
+        "/api/jobs/{job}/retry",
+        {"Origin": EVIL},
+        None,
+        403,
+        "cross_origin",
+    ),
+    "a JSON retry from another site": (
+        "/api/jobs/{job}/retry",
+        {"Content-Type": "application/json", "Origin": f"{EVIL}:8000"},
+        None,
+        403,
+        "cross_origin",
+    ),
+}
+
+
+def test_cross_site_requests_are_refused_and_write_nothing(any_store: LiveServer) -> None:
+    server = any_store
+    failed = server.wait_job(server.submit("failing")["id"], ("failed",))
+    before = position(server)
+    for what, (path, headers, body, status, code) in CROSS_SITE.items():
+        r = httpx.post(
+            server.base_url + path.format(job=failed["id"]), headers=headers, content=body
+        )
+        assert r.status_code == status, f"{what}: {r.text}"
+        assert_error(r, status, code or "unsupported_media_type")
+    assert position(server) == before, "a refused request wrote to the store"
+    assert [j["id"] for j in server.client.get("/api/jobs").json()["jobs"]] == [failed["id"]]
+    assert server.job(failed["id"])["status"] == "failed"
+
+    # The page's own origin, with JSON, is what works (even without a body).
+    own = {"Origin": server.base_url, **JSON_HEADERS}
+    r = httpx.post(f"{server.base_url}/api/jobs/{failed['id']}/retry", headers=own)
+    assert r.status_code == 202, r.text
+    r = httpx.post(f"{server.base_url}/api/jobs", headers=own, content=SUBMIT)
+    assert r.status_code == 201, r.text
+    assert position(server) > before
+
+
+PARAM_LIMITS = {
+    "a level mix that would take 600 MB": (
+        "demo",
+        {"mix": "info:30000000"},
+        "params.mix",
+        "weights adding up to more than 1000",
+    ),
+    "an unknown level in the mix": ("demo", {"mix": "loud:1"}, "params.mix", "unknown level"),
+    "a billion lines": ("demo", {"lines": 10**9}, "params.lines", "between 0 and 1000000"),
+    "a negative rate": ("demo", {"rate": -1}, "params.rate", "between 0 and 1000000"),
+    "a 100 KB string": ("demo", {"fail_step": "x" * 100_000}, "params.fail_step", "at most 65536"),
+}
+
+
+def test_params_out_of_bounds_are_refused_naming_the_field(any_store: LiveServer) -> None:
+    server = any_store
+    for what, (definition, params, field, message) in PARAM_LIMITS.items():
+        r = server.client.post("/api/jobs", json={"definition": definition, "params": params})
+        assert_error(r, 422, "invalid", field)
+        assert message in r.json()["error"]["message"], what
+        assert len(r.text) < 500, "the error does not echo a huge value back"
+    assert position(server) == 0
+    assert server.client.get("/api/jobs").json()["jobs"] == []
+    big_but_fine = {"fail_step": "x" * 65536, "lines": 1, "rate": 0, "mix": "info:1000"}
+    job = server.wait_job(server.submit("demo", **big_but_fine)["id"], ("failed", "succeeded"))
+    assert job["params"]["fail_step"] == "x" * 65536
+
+
+# ---- Host: DNS rebinding
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/ui/app.js", "/healthz", "/openapi.json", "/api/jobs", "/api/stream"]
+)
+def test_a_foreign_host_is_refused_on_page_api_and_stream(server: LiveServer, path: str) -> None:
+    port = server.base_url.rsplit(":", 1)[1]
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}", ""):
+        r = httpx.get(server.base_url + path, headers={"Host": host}, timeout=5)
+        assert_error(r, 403, "host_not_allowed")
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_loopback_names_are_served(server: LiveServer) -> None:
+    port = server.base_url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost.:{port}", f"[::1]:{port}"):
+        r = httpx.get(f"{server.base_url}/api/jobs", headers={"Host": host}, timeout=5)
+        assert r.status_code == 200, (host, r.text)
+
+
+# ---- the token: never in a URL that writes, never printed in a URL
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[LiveServer]:
+    live = start_server(tmp_path / "data", token=TOKEN)
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def test_a_token_in_the_url_opens_only_the_stream_and_downloads(guarded: LiveServer) -> None:
+    base, bearer = guarded.base_url, {"Authorization": f"Bearer {TOKEN}"}
+    r = httpx.post(
+        f"{base}/api/jobs", params={"token": TOKEN}, headers=JSON_HEADERS, content=SUBMIT
+    )
+    assert_error(r, 401, "unauthorized")
+    assert "only on the stream and downloads" in r.json()["error"]["message"]
+    assert position(guarded) == 0
+    assert_error(httpx.get(f"{base}/api/jobs", params={"token": TOKEN}), 401, "unauthorized")
+
+    r = httpx.post(f"{base}/api/jobs", headers={**bearer, **JSON_HEADERS}, content=SUBMIT)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    wait_until(
+        lambda: (
+            httpx.get(f"{base}/api/jobs/{job_id}", headers=bearer).json()["status"] == "succeeded"
+        )
+    )
+    step_id = httpx.get(f"{base}/api/jobs/{job_id}", headers=bearer).json()["steps"][0]["id"]
+    r = httpx.get(f"{base}/api/steps/{step_id}/logs/download", params={"token": TOKEN})
+    assert r.status_code == 200 and "drip 1" in r.text
+    r = httpx.post(f"{base}/api/jobs/{job_id}/retry", params={"token": TOKEN}, headers=JSON_HEADERS)
+    assert_error(r, 401, "unauthorized")
+    with httpx.stream(
+        "GET", f"{base}/api/stream", params={"token": TOKEN}, timeout=httpx.Timeout(5, read=5)
+    ) as stream:
+        assert stream.status_code == 200
+
+
+def test_serve_never_prints_the_token(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path / "data", free_port(), ("--token", TOKEN)).start()
+    try:
+        wait_until(lambda: "token" in proc.output(), what="the startup lines")
+        assert TOKEN not in proc.output()
+        assert "the API needs the token given by --token" in proc.output()
+    finally:
+        proc.stop()
+
+
+# ---- headers
+
+
+def test_security_headers_on_every_answer(server: LiveServer) -> None:
+    page = httpx.get(server.base_url + "/")
+    csp = dict(d.strip().split(" ", 1) for d in page.headers["content-security-policy"].split(";"))
+    assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'"
+    assert csp["frame-ancestors"] == "'none'" and csp["default-src"] == "'none'"
+    assert "unsafe" not in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    job = server.wait_job(server.submit("drip", lines=2, interval=0)["id"])
+    step_id = job["steps"][0]["id"]
+    answers = [
+        page,
+        httpx.get(server.base_url + "/ui/app.js"),
+        httpx.get(server.base_url + "/api/jobs"),
+        httpx.get(server.base_url + "/api/nope"),
+        httpx.get(f"{server.base_url}/api/steps/{step_id}/logs/download"),
+        httpx.post(server.base_url + "/api/jobs", content=b"x"),
+    ]
+    for r in answers:
+        assert r.headers["x-content-type-options"] == "nosniff", r.request.url
+    with httpx.stream("GET", server.base_url + "/api/stream", timeout=5) as stream:
+        assert stream.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_page_has_nothing_inline() -> None:
+    """What the policy would block: inline scripts, style attributes, event
+    handler attributes, data: or javascript: URLs."""
+    html = (ROOT / "ui" / "index.html").read_text()
+    assert all('src="/ui/' in tag for tag in re.findall(r"<script[^>]*>", html))
+    assert not re.search(r"<style|\sstyle=|\son\w+=|data:|javascript:", html)
+    for js in (ROOT / "ui").glob("*.js"):
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|eval\(", js.read_text()), js
+
+
+def _say_hi(ctx: StepContext) -> None:
+    ctx.log.info("hi from %s", ctx.step_name)
+
+
+ODD_NAMES = ["步骤", 'say "hi"; now', "a/b\\c"]
+NAMES = JobDefinition.of("odd-names", [(name, _say_hi) for name in ODD_NAMES])
+
+
+def test_any_step_name_downloads(server: LiveServer) -> None:
+    server.runtime.settings.registry.register(NAMES)
+    job = server.wait_job(server.submit("odd-names")["id"])
+    for step in job["steps"]:
+        for fmt, ext in (("text", "log"), ("ndjson", "ndjson")):
+            r = server.client.get(f"/api/steps/{step['id']}/logs/download", params={"format": fmt})
+            assert r.status_code == 200, r.text
+            said = r.text if fmt == "text" else orjson.loads(r.text.splitlines()[0])["message"]
+            assert f"hi from {step['name']}" in said
+            disposition = r.headers["content-disposition"]
+            fallback, encoded = re.fullmatch(
+                r"attachment; filename=\"([^\"\\]*)\"; filename\*=UTF-8''(\S+)", disposition
+            ).groups()  # type: ignore[union-attr]
+            assert unquote(encoded) == f"{step['name']}-attempt1-{step['id'][:8]}.{ext}"
+            assert fallback.isascii() and fallback.endswith(f".{ext}")
+
+
+# ---- bodies
+
+
+def test_a_body_over_the_limit_is_refused(server: LiveServer) -> None:
+    declared = httpx.post(
+        server.base_url + "/api/jobs", headers=JSON_HEADERS, content=b" " * (1024 * 1024 + 1)
+    )
+    assert_error(declared, 413, "body_too_large")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it comes
+        yield SUBMIT[:-1]
+        for _ in range(64):
+            yield b" " * 32768
+
+    chunked = httpx.post(server.base_url + "/api/jobs", headers=JSON_HEADERS, content=chunks())
+    assert_error(chunked, 413, "body_too_large")
+    assert position(server) == 0
+    assert server.submit("drip", lines=1)["status"]  # a body under the limit is served
+
+
+def _rss_kb(pid: int, field: str = "VmRSS") -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
+
+
+def _read_response(sock: socket.socket) -> tuple[int, bytes]:
+    sock.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before a response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split()[1]), body
+
+
+def _closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    """True once the server closes the connection (it ignores whatever comes)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+FIFTY_MB = 50 * 1024 * 1024
+
+
+def _post_head(length_header: str) -> bytes:
+    return (
+        "POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"{length_header}\r\n\r\n"
+    ).encode()
+
+
+def test_a_50_mb_body_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path / "data", free_port()).start()
+    try:
+        assert proc.proc is not None
+        pid = proc.proc.pid
+        idle = _rss_kb(pid)
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again here
+        with socket.create_connection(("127.0.0.1", proc.port)) as sock:
+            sock.sendall(_post_head(f"Content-Length: {FIFTY_MB}"))
+            # The answer comes before a byte of the body is sent.
+            status, body = _read_response(sock)
+            assert status == 413 and b"body_too_large" in body
+            assert _closed_by_server(sock, 5)
+
+        # Without Content-Length the body is counted as it comes; 50 MB are sent.
+        with socket.create_connection(("127.0.0.1", proc.port)) as sock:
+            sock.sendall(_post_head("Transfer-Encoding: chunked"))
+            sent = _send_chunked(sock, FIFTY_MB)
+            status, body = _read_response(sock)
+            assert status == 413 and b"body_too_large" in body
+        peak = _rss_kb(pid, "VmHWM")
+        print(f"server RSS idle {idle} kB, peak while refusing 50 MB bodies {peak} kB")
+        assert peak - idle < 10_000, f"the server grew {peak - idle} kB refusing the bodies"
+        assert sent < FIFTY_MB, "the server kept reading a body it had refused"
+        r = httpx.get(f"{proc.base_url}/api/jobs", timeout=10)
+        assert r.json()["jobs"] == [] and r.json()["position"] == 0
+    finally:
+        proc.stop()
+
+
+def _send_chunked(sock: socket.socket, total: int) -> int:
+    """Send up to ``total`` bytes as 64 KiB chunks until the server answers or
+    closes; return how many were sent."""
+    chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+    sent = 0
+    sock.setblocking(False)
+    try:
+        while sent < total:
+            readable, writable, _ = select.select([sock], [sock], [], 10)
+            if readable:
+                break  # the answer is there
+            assert writable, "the server neither read nor answered"
+            try:
+                sock.send(chunk)  # a partial send only cuts the chunk short: refused anyway
+            except (BrokenPipeError, ConnectionResetError, BlockingIOError):
+                break
+            sent += 65536
+    finally:
+        sock.setblocking(True)
+    return sent
+
+
+# ---- a server started with every protection option
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    args = (
+        "--allowed-hosts",
+        "steptrail.test, other.test",
+        "--max-body-bytes",
+        "2000",
+        "--max-streams-per-client",
+        "2",
+        "--keep-alive-timeout",
+        "1",
+        "--header-timeout",
+        "1",
+    )
+    proc = ServerProcess(tmp_path_factory.mktemp("configured") / "data", free_port(), args)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def test_allowed_hosts_and_body_limit_are_configurable(configured: ServerProcess) -> None:
+    port, base = configured.port, configured.base_url
+    for host in ("steptrail.test", "other.test", "localhost"):
+        headers = {"Host": f"{host}:{port}", "Origin": f"http://{host}:{port}", **JSON_HEADERS}
+        r = httpx.post(f"{base}/api/jobs", headers=headers, content=SUBMIT, timeout=10)
+        assert r.status_code == 201, (host, r.text)
+    r = httpx.get(f"{base}/api/jobs", headers={"Host": f"evil.example:{port}"}, timeout=10)
+    assert_error(r, 403, "host_not_allowed")
+    body = b'{"definition": "drip", "params": {}, "pad": "%s"}' % (b"x" * 2000)
+    r = httpx.post(f"{base}/api/jobs", headers=JSON_HEADERS, content=body, timeout=10)
+    assert_error(r, 413, "body_too_large")
+    assert "2000 bytes" in r.json()["error"]["message"]
+
+
+def _stream(base: str, client: httpx.Client) -> Any:
+    return client.stream("GET", f"{base}/api/stream", timeout=httpx.Timeout(5, read=5))
+
+
+def test_open_streams_per_client_are_capped(configured: ServerProcess) -> None:
+    base = configured.base_url
+    with (
+        httpx.Client() as here,
+        httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2")) as elsewhere,
+    ):
+        with _stream(base, here) as one, _stream(base, here) as two:
+            assert (one.status_code, two.status_code) == (200, 200)
+            r = here.get(f"{base}/api/stream", timeout=5)
+            assert_error(r, 429, "too_many_streams")
+            assert r.headers["retry-after"]
+            with _stream(base, elsewhere) as other:  # another address has its own allowance
+                assert other.status_code == 200
+        # Closed streams free their places.
+
+        def reopened() -> bool:
+            with _stream(base, here) as again:
+                return again.status_code == 200
+
+        wait_until(reopened, 10, 0.1, what="a closed stream's place to be free")
+
+
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def test_idle_connections_are_closed(configured: ServerProcess) -> None:
+    started = time.monotonic()
+    idle = [_connect(configured.port) for _ in range(50)]
+    try:
+        assert all(_closed_by_server(sock, 10) for sock in idle)
+        took = time.monotonic() - started
+        assert 0.8 < took < 5, f"idle connections closed after {took:.1f} s (timeout 1 s)"
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_connection_idle_after_a_response_is_closed(configured: ServerProcess) -> None:
+    with _connect(configured.port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(sock)[0] == 200
+        answered = time.monotonic()
+        assert _closed_by_server(sock, 10)
+        assert 0.8 < time.monotonic() - answered < 5
+
+
+def test_half_sent_request_heads_are_closed(configured: ServerProcess) -> None:
+    """Slowloris: a head sent a little at a time never completes; the
+    connection is closed when the head timeout passes, however busy it looks."""
+    with _connect(configured.port) as partial:
+        partial.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        assert _closed_by_server(partial, 10)
+        assert time.monotonic() - started < 5
+
+    with _connect(configured.port) as dribble:
+        dribble.sendall(b"GET /api/jobs HTTP/1.1\r\n")
+        started = time.monotonic()
+        dribble.settimeout(0.2)  # a byte every 0.2 s until the server hangs up
+        closed = False
+        while not closed and time.monotonic() - started < 10:
+            try:
+                closed = dribble.recv(1024) == b""
+            except TimeoutError:
+                try:
+                    dribble.send(b"X")
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+            except ConnectionResetError:
+                closed = True
+        took = time.monotonic() - started
+        assert closed and took < 5, f"a dribbled head kept its connection {took:.1f} s"
+
+    with _connect(configured.port) as prompt:  # a whole head in time is served
+        prompt.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(prompt)[0] == 200
