@@ -535,3 +535,78 @@ def test_half_sent_request_heads_are_closed(configured: ServerProcess) -> None:
     with _connect(configured.port) as prompt:  # a whole head in time is served
         prompt.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert _read_response(prompt)[0] == 200
+
+
+# ---- the page under its Content-Security-Policy, in Chromium
+
+# Registered before any page script runs: every violation the page causes.
+RECORD_VIOLATIONS = """window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__violations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}`));
+"""
+
+
+def _colourful(ctx: StepContext) -> None:
+    ctx.log.info("\x1b[1;32mgreen\x1b[0m and \x1b[38;2;10;20;30mtrue colour", stage="colour")
+    for i in range(50):
+        ctx.log.warning("line %d <b>not bold</b>", i, i=i)
+
+
+COLOURFUL = JobDefinition.of("colourful", [_colourful])
+
+
+@pytest.mark.browser
+def test_the_page_works_under_its_policy_with_no_violation(server: LiveServer) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_page import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+
+    server.runtime.settings.registry.register(COLOURFUL)
+    job = server.wait_job(server.submit("colourful")["id"])
+    sid = job["steps"][0]["id"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.add_init_script(RECORD_VIOLATIONS)
+            console: list[str] = []
+            page.on("console", lambda m: console.append(m.text))
+            page.on("pageerror", lambda e: console.append(str(e)))
+
+            page.goto(server.base_url + "/")
+            page.select_option("#definition", "drip")
+            page.fill("#params input[name=lines]", "1000")
+            page.click("#submit-form button[type=submit]")  # a POST from the page itself
+            head = page.locator("#job-head")
+            expect(head.locator(".badge")).to_have_text("running")
+            head.get_by_role("button", name="Cancel").click()  # a body-less POST
+            expect(head.locator(".badge")).to_have_text("cancelled")
+            head.get_by_role("button", name="Retry").click()
+            expect(head.locator(".badge")).to_have_text("running")
+            head.get_by_role("button", name="Cancel").click()
+            expect(head.locator(".badge")).to_have_text("cancelled")
+
+            page.goto(f"{server.base_url}/#/jobs/{job['id']}/steps/{sid}")
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=line-count]')?.dataset.count == 51"
+            )
+            green = page.locator(".ll[data-seq='1'] .msg span.ansi-bold")
+            expect(green).to_have_text("green")  # colours drawn under style-src 'self'
+            page.goto(f"{server.base_url}/#/jobs/{job['id']}/history")
+            page.wait_for_selector("[data-testid=replay]")
+
+            assert page.evaluate("window.__violations") == []
+            assert [m for m in console if "Content Security Policy" in m] == []
+
+            # The policy is in force, and a violation would have been seen:
+            page.evaluate("""() => {
+              const s = document.createElement("script");
+              s.textContent = "window.__inline = 1";
+              document.body.append(s);
+            }""")
+            page.wait_for_function("() => window.__violations.length > 0")
+            assert page.evaluate("window.__inline") is None
+            assert page.evaluate("window.__violations")[0].startswith("script-src")
+        finally:
+            browser.close()
