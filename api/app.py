@@ -45,7 +45,7 @@ def _middleware(token: str | None, policy: Policy) -> list[Middleware]:
         Middleware(SecurityHeaders),
         Middleware(RequestGuard, host_names=policy.host_names()),
         *([Middleware(TokenAuth, token=token)] if token else []),
-        Middleware(BodyLimit, max_bytes=policy.max_body_bytes),
+        Middleware(BodyLimit, max_bytes=policy.max_body_bytes, timeout=policy.body_seconds),
         Middleware(StreamCap, per_client=policy.max_streams_per_client),
     ]
 

@@ -82,7 +82,12 @@ def _policy(args: argparse.Namespace) -> Policy:
     hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
     if args.host not in ("0.0.0.0", "::", ""):
         hosts.append(args.host)
-    return Policy(tuple(hosts), args.max_body_bytes, args.max_streams_per_client)
+    return Policy(
+        allowed_hosts=tuple(hosts),
+        max_body_bytes=args.max_body_bytes,
+        body_seconds=args.header_timeout,
+        max_streams_per_client=args.max_streams_per_client,
+    )
 
 
 def _token_source(args: argparse.Namespace) -> str:
@@ -103,7 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     rt = _runtime(args, workers=not args.no_workers)
     if rt is None:
         return 2
-    app = create_app(rt, token=args.token, policy=_policy(args))
+    policy = _policy(args)
+    app = create_app(rt, token=args.token, policy=policy)
     config = server_config(app, args.host, args.port, args.keep_alive_timeout, args.header_timeout)
     server = uvicorn.Server(config)
 
@@ -119,6 +125,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     where = rt.location.postgres_url or rt.location.data_dir
     page = f"http://{args.host}:{args.port}/"
     print(f"steptrail: serving the queue page at {page} (data in {where})", flush=True)
+    if not _is_loopback(args.host):
+        names = ", ".join(sorted(policy.host_names()))
+        print(
+            f"steptrail: answering to the host names {names} (add more with --allowed-hosts)",
+            flush=True,
+        )
     if args.token:
         print(
             f"steptrail: the API needs the token given by {_token_source(args)}"
@@ -221,7 +233,8 @@ def _add_protection_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=float(env("STEPTRAIL_HEADER_TIMEOUT", "10")),
         metavar="SECONDS",
-        help="close a connection whose request head has not arrived whole in this time",
+        help="close a connection whose request head, or then its body, has not arrived whole"
+        " in this time",
     )
     p.add_argument(
         "--color",

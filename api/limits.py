@@ -4,11 +4,15 @@ ASGI, so the stream is never buffered).
 A body is refused by its ``Content-Length`` before a byte of it is read; a
 body without one (chunked) is counted as it is received and refused as soon
 as it passes the limit, so the server never holds more than the limit of it.
-Either way the answer closes the connection: the rest is never read.
+Either way the answer closes the connection: the rest is never read. A body
+must also arrive whole within ``timeout`` seconds: a client that declares a
+body and sends it a trickle at a time (or not at all) gets a 408, and its
+connection is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 from starlette.datastructures import Headers
@@ -28,10 +32,20 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
+def _too_slow(timeout: float) -> ApiError:
+    return ApiError(
+        408,
+        "request_timeout",
+        f"the request body did not arrive whole within {timeout:g} s",
+        headers={"Connection": "close"},
+    )
+
+
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,14 +56,25 @@ class BodyLimit:
             await refuse(_too_large(self.max_bytes), scope, receive, send)
             return
         received = 0
+        complete = False
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def counted() -> Message:
-            nonlocal received
-            message = await receive()
+            """The body, bounded; then (the stream, downloads) plain ``receive``,
+            which waits for a disconnect as long as the response lasts."""
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _too_slow(self.timeout) from None  # answered by the API's error handler
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _too_large(self.max_bytes)  # answered by the API's error handler
+                    raise _too_large(self.max_bytes)
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, counted, send)

@@ -505,9 +505,10 @@ def test_a_connection_idle_after_a_response_is_closed(configured: ServerProcess)
         assert 0.8 < time.monotonic() - answered < 5
 
 
-def test_half_sent_request_heads_are_closed(configured: ServerProcess) -> None:
+def test_half_sent_requests_are_closed(configured: ServerProcess) -> None:
     """Slowloris: a head sent a little at a time never completes; the
-    connection is closed when the head timeout passes, however busy it looks."""
+    connection is closed when the head timeout passes, however busy it looks.
+    A body that does not come whole in that time gets a 408."""
     with _connect(configured.port) as partial:
         partial.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         started = time.monotonic()
@@ -531,6 +532,14 @@ def test_half_sent_request_heads_are_closed(configured: ServerProcess) -> None:
                 closed = True
         took = time.monotonic() - started
         assert closed and took < 5, f"a dribbled head kept its connection {took:.1f} s"
+
+    with _connect(configured.port) as slow_body:
+        slow_body.sendall(_post_head("Content-Length: 100") + SUBMIT[:10])
+        started = time.monotonic()
+        status, body = _read_response(slow_body)
+        assert status == 408 and b"request_timeout" in body
+        assert 0.8 < time.monotonic() - started < 5
+        assert _closed_by_server(slow_body, 5)
 
     with _connect(configured.port) as prompt:  # a whole head in time is served
         prompt.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
