@@ -61,7 +61,7 @@ def _runtime(args: argparse.Namespace, workers: bool) -> Runtime | None:
         workers=workers,
         concurrency=args.concurrency,
         lease_seconds=args.lease,
-        console_color=getattr(args, "color", "auto"),
+        console_color=args.color,
     )
     try:
         return Runtime(settings)
@@ -198,6 +198,12 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         default=float(os.environ.get("STEPTRAIL_LEASE_SECONDS", "15")),
         help="seconds without a heartbeat before a step is abandoned",
     )
+    p.add_argument(
+        "--color",
+        choices=COLOR_CHOICES,
+        default=os.environ.get("STEPTRAIL_COLOR", "auto"),
+        help="colours in the console's log lines: auto (on a terminal), always or never",
+    )
 
 
 def _add_protection_args(p: argparse.ArgumentParser) -> None:
@@ -235,12 +241,6 @@ def _add_protection_args(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="close a connection whose request head, or then its body, has not arrived whole"
         " in this time",
-    )
-    p.add_argument(
-        "--color",
-        choices=COLOR_CHOICES,
-        default=env("STEPTRAIL_COLOR", "auto"),
-        help="colours in the console's log lines: auto (on a terminal), always or never",
     )
 
 

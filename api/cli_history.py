@@ -235,7 +235,7 @@ def register(sub: Any, default_url: str) -> None:
     tail.add_argument(
         "--color",
         choices=COLOR_CHOICES,
-        default="auto",
+        default=os.environ.get("STEPTRAIL_COLOR", "auto"),
         help="keep the lines' colours: auto (on a terminal), always or never",
     )
     tail.set_defaults(fn=_guarded(cmd_tail))

@@ -140,8 +140,9 @@ class Tail:
         last = self.printed.get(step_job_id, 0)
         fresh = [line for line in lines if line["seq"] > last]  # each seq once
         if fresh:
-            text = "".join(line_text(self.job_id, x) + "\n" for x in fresh)
-            self.out.write(for_terminal(text, self.colour))
+            self.out.write(
+                "".join(for_terminal(line_text(self.job_id, x), self.colour) + "\n" for x in fresh)
+            )
             self.out.flush()
             self.printed[step_job_id] = fresh[-1]["seq"]
 

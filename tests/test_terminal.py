@@ -112,7 +112,8 @@ def _assert_shown(text: str) -> None:
 def _run_on_pty(command: list[str]) -> tuple[int, bytes]:
     """Run with stdout on a pseudo-terminal; everything it printed, as bytes."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=follower, stderr=subprocess.PIPE)
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "STEPTRAIL_COLOR")}
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=follower, stderr=subprocess.PIPE, env=env)
     os.close(follower)
     out = b""
     deadline = time.monotonic() + 60
@@ -139,7 +140,9 @@ def _run_on_pty(command: list[str]) -> tuple[int, bytes]:
 def test_tail_prints_no_control_sequence_raw(server: LiveServer, tmp_path: Path) -> None:
     server.runtime.settings.registry.register(ESCAPES)
     job = server.wait_job(server.submit("escapes")["id"])
-    piped = subprocess.run(_tail_command(server, job["id"]), cwd=ROOT, capture_output=True)
+    piped = subprocess.run(
+        _tail_command(server, job["id"], "--color=auto"), cwd=ROOT, capture_output=True
+    )
     assert piped.returncode == 0, piped.stderr
     text = piped.stdout.decode()
     assert _controls(text) == [], "no colour when piped, and nothing else raw"
