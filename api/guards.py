@@ -13,6 +13,7 @@ and the stream alike, and never buffers the stream).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -25,13 +26,17 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON = "application/json"
 
 
+_HOST = re.compile(r"\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<name>[^:\[\]@/]+)")
+_PORT = re.compile(r"(:\d+)?")
+
+
 def host_name(host: str) -> str:
-    """``[::1]:8000`` -> ``::1``, ``LocalHost.:80`` -> ``localhost``."""
-    if host.startswith("["):
-        name = host[1:].partition("]")[0]
-    else:
-        name = host.rpartition(":")[0] if ":" in host else host
-    return name.rstrip(".").lower()
+    """``[::1]:8000`` -> ``::1``, ``LocalHost.:80`` -> ``localhost``; empty
+    for anything that is not a host and an optional port."""
+    match = _HOST.match(host)
+    if match is None or not _PORT.fullmatch(host, match.end()):
+        return ""
+    return (match["ipv6"] or match["name"]).rstrip(".").lower()
 
 
 class RequestGuard:
