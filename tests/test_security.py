@@ -21,6 +21,7 @@ from urllib.parse import unquote
 import httpx
 import orjson
 import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from domain.context import StepContext
 from domain.definitions import JobDefinition
@@ -33,6 +34,7 @@ from tests.conftest import (
     start_server,
     wait_until,
 )
+from tests.test_page import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
 
 EVIL = "http://evil.example"
 TOKEN = "s3cret-token-never-printed"
@@ -561,6 +563,31 @@ document.addEventListener("securitypolicyviolation", (e) =>
 """
 
 
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def tab(chromium: Browser) -> Iterator[Page]:
+    """A page that records policy violations; none may happen in a test."""
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.add_init_script(RECORD_VIOLATIONS)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    page.on("pageerror", lambda e: console.append(str(e)))
+    yield page
+    violations = page.evaluate("window.__violations")
+    context.close()
+    assert violations == []
+    assert [m for m in console if "Content Security Policy" in m] == []
+
+
 def _colourful(ctx: StepContext) -> None:
     ctx.log.info("\x1b[1;32mgreen\x1b[0m and \x1b[38;2;10;20;30mtrue colour", stage="colour")
     for i in range(50):
@@ -571,57 +598,71 @@ COLOURFUL = JobDefinition.of("colourful", [_colourful])
 
 
 @pytest.mark.browser
-def test_the_page_works_under_its_policy_with_no_violation(server: LiveServer) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.test_page import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
-
+def test_the_page_works_under_its_policy_with_no_violation(server: LiveServer, tab: Page) -> None:
     server.runtime.settings.registry.register(COLOURFUL)
     job = server.wait_job(server.submit("colourful")["id"])
     sid = job["steps"][0]["id"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(WAIT_MS)
-            page.add_init_script(RECORD_VIOLATIONS)
-            console: list[str] = []
-            page.on("console", lambda m: console.append(m.text))
-            page.on("pageerror", lambda e: console.append(str(e)))
+    tab.goto(server.base_url + "/")
+    tab.select_option("#definition", "drip")
+    tab.fill("#params input[name=lines]", "1000")
+    tab.click("#submit-form button[type=submit]")  # a POST from the page itself
+    head = tab.locator("#job-head")
+    expect(head.locator(".badge")).to_have_text("running")
+    head.get_by_role("button", name="Cancel").click()  # a body-less POST
+    expect(head.locator(".badge")).to_have_text("cancelled")
+    head.get_by_role("button", name="Retry").click()
+    expect(head.locator(".badge")).to_have_text("running")
+    head.get_by_role("button", name="Cancel").click()
+    expect(head.locator(".badge")).to_have_text("cancelled")
 
-            page.goto(server.base_url + "/")
-            page.select_option("#definition", "drip")
-            page.fill("#params input[name=lines]", "1000")
-            page.click("#submit-form button[type=submit]")  # a POST from the page itself
-            head = page.locator("#job-head")
-            expect(head.locator(".badge")).to_have_text("running")
-            head.get_by_role("button", name="Cancel").click()  # a body-less POST
-            expect(head.locator(".badge")).to_have_text("cancelled")
-            head.get_by_role("button", name="Retry").click()
-            expect(head.locator(".badge")).to_have_text("running")
-            head.get_by_role("button", name="Cancel").click()
-            expect(head.locator(".badge")).to_have_text("cancelled")
+    tab.goto(f"{server.base_url}/#/jobs/{job['id']}/steps/{sid}")
+    tab.wait_for_function(
+        "() => document.querySelector('[data-testid=line-count]')?.dataset.count == 51"
+    )
+    green = tab.locator(".ll[data-seq='1'] .msg span.ansi-bold")
+    expect(green).to_have_text("green")  # colours drawn under style-src 'self'
+    tab.goto(f"{server.base_url}/#/jobs/{job['id']}/history")
+    tab.wait_for_selector("[data-testid=replay]")
 
-            page.goto(f"{server.base_url}/#/jobs/{job['id']}/steps/{sid}")
-            page.wait_for_function(
-                "() => document.querySelector('[data-testid=line-count]')?.dataset.count == 51"
-            )
-            green = page.locator(".ll[data-seq='1'] .msg span.ansi-bold")
-            expect(green).to_have_text("green")  # colours drawn under style-src 'self'
-            page.goto(f"{server.base_url}/#/jobs/{job['id']}/history")
-            page.wait_for_selector("[data-testid=replay]")
 
-            assert page.evaluate("window.__violations") == []
-            assert [m for m in console if "Content Security Policy" in m] == []
+@pytest.mark.browser
+def test_the_policy_is_in_force_and_violations_are_seen(
+    server: LiveServer, chromium: Browser
+) -> None:
+    """What makes the no-violation checks mean something: an injected inline
+    script does not run, and its violation is reported."""
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.add_init_script(RECORD_VIOLATIONS)
+        page.goto(server.base_url + "/")
+        page.evaluate("""() => {
+          const s = document.createElement("script");
+          s.textContent = "window.__inline = 1";
+          document.body.append(s);
+        }""")
+        page.wait_for_function("() => window.__violations.length > 0", timeout=WAIT_MS)
+        assert page.evaluate("window.__inline") is None
+        assert page.evaluate("window.__violations")[0].startswith("script-src")
+    finally:
+        context.close()
 
-            # The policy is in force, and a violation would have been seen:
-            page.evaluate("""() => {
-              const s = document.createElement("script");
-              s.textContent = "window.__inline = 1";
-              document.body.append(s);
-            }""")
-            page.wait_for_function("() => window.__violations.length > 0")
-            assert page.evaluate("window.__inline") is None
-            assert page.evaluate("window.__violations")[0].startswith("script-src")
-        finally:
-            browser.close()
+
+@pytest.mark.browser
+def test_the_page_with_a_token(guarded: LiveServer, tab: Page) -> None:
+    """Asked for, the token opens the page; passed in the URL, it leaves the
+    address bar at once. Writes carry it as a header, the stream in its URL."""
+    tab.goto(guarded.base_url + "/")
+    tab.fill("#token", TOKEN)
+    tab.click("#token-form button[type=submit]")
+    expect(tab.locator("#conn")).to_have_attribute("data-state", "live")
+    tab.select_option("#definition", "drip")
+    tab.fill("#params input[name=lines]", "3")
+    tab.click("#submit-form button[type=submit]")
+    expect(tab.locator("#job-head .badge")).to_have_text("succeeded")
+
+    fresh = tab.context.new_page()
+    fresh.goto(f"{guarded.base_url}/?token={TOKEN}#/")
+    expect(fresh.locator("#conn")).to_have_attribute("data-state", "live")
+    assert TOKEN not in fresh.url
+    expect(fresh.locator("a.job-row")).to_have_count(1)
