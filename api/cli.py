@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.cli_history import register as register_history_commands
 from api.cli_options import add_store_args
 from api.httpserver import server_config
-from api.policy import Policy
+from api.policy import ANY_HOST, Policy
 from api.runtime import DataDirInUse, Runtime, Settings
 from domain.builtin_jobs import builtin_registry
 from domain.definitions import Registry
@@ -105,10 +105,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "steptrail: serving beyond loopback needs --token (or STEPTRAIL_TOKEN)", file=sys.stderr
         )
         return 2
+    policy = _policy(args)
+    if not args.token and ANY_HOST in policy.host_names():
+        # Any name includes one a foreign site re-points at this machine (DNS rebinding).
+        print("steptrail: --allowed-hosts '*' needs --token (or STEPTRAIL_TOKEN)", file=sys.stderr)
+        return 2
     rt = _runtime(args, workers=not args.no_workers)
     if rt is None:
         return 2
-    policy = _policy(args)
     app = create_app(rt, token=args.token, policy=policy)
     config = server_config(app, args.host, args.port, args.keep_alive_timeout, args.header_timeout)
     server = uvicorn.Server(config)

@@ -28,6 +28,7 @@ from tests.conftest import (
     LiveServer,
     ServerProcess,
     free_port,
+    run_cli,
     start_server,
     wait_until,
 )
@@ -189,6 +190,12 @@ def test_the_loopback_names_are_served(server: LiveServer) -> None:
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost.:{port}", f"[::1]:{port}"):
         r = httpx.get(f"{server.base_url}/api/jobs", headers={"Host": host}, timeout=5)
         assert r.status_code == 200, (host, r.text)
+
+
+def test_any_host_name_needs_a_token(tmp_path: Path) -> None:
+    out = run_cli("serve", "--allowed-hosts", "*", "--port", "0", "--data-dir", str(tmp_path))
+    assert out.returncode == 2
+    assert "--allowed-hosts '*' needs --token" in out.stderr
 
 
 # ---- the token: never in a URL that writes, never printed in a URL
