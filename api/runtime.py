@@ -7,7 +7,7 @@ import fcntl
 import logging
 import sys
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import IO, TextIO
 
@@ -18,6 +18,7 @@ from domain.definitions import Registry
 from domain.logbridge import install as install_log_bridge
 from domain.orchestrator import Orchestrator
 from domain.store import JobStore, StoreLocation
+from domain.terminal import for_terminal, use_colour
 from domain.worker import WorkerSpec
 from projections.console_feed import ConsoleFeed
 from projections.database import PostgresDatabase, SQLiteDatabase
@@ -43,6 +44,7 @@ class Settings:
     lease_seconds: float = 15.0
     cancel_grace: float = 5.0  # seconds a step asked to stop has before its worker is stopped
     console: TextIO | None = field(default_factory=lambda: sys.stdout)
+    console_color: str = "auto"  # auto | always | never: see domain/terminal.py use_colour
     capture_level: int = logging.DEBUG
 
     @cached_property
@@ -87,7 +89,9 @@ class Runtime:
         self.queries = Queries(self.db, self.notifier)
         self.commands = JobCommands(self.store, settings.registry)
         if settings.console is not None:
-            feed = ConsoleFeed(ConsoleEcho(settings.console), self.queries.get_step)
+            colour = use_colour(settings.console_color, settings.console)
+            echo = ConsoleEcho(settings.console, partial(for_terminal, colour=colour))
+            feed = ConsoleFeed(echo, self.queries.get_step)
             self.runner.on_applied(feed.applied)
         self.orchestrator: Orchestrator | None = None
         if settings.workers:

@@ -32,6 +32,7 @@ from domain.store import parse_store
 ROOT = Path(__file__).resolve().parent.parent
 JOBDEFS = Path(__file__).resolve().parent / "jobdefs.py"
 T = TypeVar("T")
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def wait_until(
@@ -109,7 +110,8 @@ class LiveServer:
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.base_url, timeout=30)
+        # The server takes state-changing requests only as JSON, even body-less ones.
+        self.client = httpx.Client(base_url=self.base_url, timeout=30, headers=JSON_HEADERS)
 
     def submit(self, definition: str, **params: Any) -> dict[str, Any]:
         r = self.client.post("/api/jobs", json={"definition": definition, "params": params})

@@ -69,6 +69,8 @@ def page(browser: Browser) -> Iterator[Page]:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("dialog", lambda d: errors.append(f"a dialog opened: {d.message}"))
+    # Chromium reports every Content-Security-Policy violation on the console.
+    page.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))
     page.set_default_timeout(WAIT_MS)
     yield page
     context.close()
