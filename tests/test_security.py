@@ -20,8 +20,6 @@ import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from domain.context import StepContext
-from domain.definitions import JobDefinition
 from tests.conftest import (
     JSON_HEADERS,
     ROOT,
@@ -285,16 +283,7 @@ def test_the_page_has_nothing_inline() -> None:
         assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|eval\(", js.read_text()), js
 
 
-def _say_hi(ctx: StepContext) -> None:
-    ctx.log.info("hi from %s", ctx.step_name)
-
-
-ODD_NAMES = ["步骤", 'say "hi"; now', "a/b\\c"]
-NAMES = JobDefinition.of("odd-names", [(name, _say_hi) for name in ODD_NAMES])
-
-
 def test_any_step_name_downloads(server: LiveServer) -> None:
-    server.runtime.settings.registry.register(NAMES)
     job = server.wait_job(server.submit("odd-names")["id"])
     for step in job["steps"]:
         for fmt, ext in (("text", "log"), ("ndjson", "ndjson")):
@@ -344,18 +333,8 @@ def tab(chromium: Browser) -> Iterator[Page]:
     assert [m for m in console if "Content Security Policy" in m] == []
 
 
-def _colourful(ctx: StepContext) -> None:
-    ctx.log.info("\x1b[1;32mgreen\x1b[0m and \x1b[38;2;10;20;30mtrue colour", stage="colour")
-    for i in range(50):
-        ctx.log.warning("line %d <b>not bold</b>", i, i=i)
-
-
-COLOURFUL = JobDefinition.of("colourful", [_colourful])
-
-
 @pytest.mark.browser
 def test_the_page_works_under_its_policy_with_no_violation(server: LiveServer, tab: Page) -> None:
-    server.runtime.settings.registry.register(COLOURFUL)
     job = server.wait_job(server.submit("colourful")["id"])
     sid = job["steps"][0]["id"]
     tab.goto(server.base_url + "/")
