@@ -7,19 +7,15 @@ read, so two workers can never run the same job.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import inspect
 import logging
 import os
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Protocol
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
@@ -30,18 +26,19 @@ from domain.aggregates import (
     FAILED,
     QUEUED,
     RUNNING,
-    SKIPPED,
     SUCCEEDED,
     Manager,
     StepJob,
 )
-from domain.commands import JobCommands, NotFound, get_manager, update_manager
-from domain.context import Cancelled, SkipStep, StepContext, current_step
+from domain.commands import Conflict, JobCommands, NotFound, get_manager, get_step, update_manager
 from domain.definitions import DefinitionError, JobDefinition
-from domain.steprecorder import ConsoleEcho, Flusher, StepRecorder
+from domain.steprun import StepRequest
+from domain.values import describe_exception
+from domain.worker import WorkerSpec
+from domain.workerpool import WorkerProcess
 
 log = logging.getLogger("steptrail.orchestrator")
-T = TypeVar("T")
+MAX_STORE_RETRY_DELAY = 2.0  # seconds between tries of a save the store refused
 
 
 class WorkSource(Protocol):
@@ -65,23 +62,32 @@ def new_worker_id() -> str:
 
 
 class Orchestrator:
+    """Runs up to ``concurrency`` jobs at once, each step in one of as many
+    worker processes (see domain/workerpool.py); every decision about a job
+    is taken here, on the aggregates."""
+
     def __init__(
         self,
         commands: JobCommands,
         work: WorkSource,
+        spec: WorkerSpec,
         concurrency: int = 2,
-        console: ConsoleEcho | None = None,
         lease_seconds: float = 15.0,
+        cancel_grace: float = 5.0,
+        on_saved: Callable[[int], None] = lambda _position: None,
     ) -> None:
         self.commands = commands
         self.store = commands.store
         self.registry = commands.registry
         self.work = work
+        self.spec = spec
         self.concurrency = concurrency
-        self.console = console
         self.lease_seconds = lease_seconds
+        self.cancel_grace = cancel_grace
+        self.on_saved = on_saved
         self.worker_id = new_worker_id()
-        self.flusher = Flusher()
+        self.workers: list[WorkerProcess] = []
+        self.store_error: str | None = None  # the last refused save, until one succeeds
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._taken: set[str] = set()  # jobs this process is claiming or running
@@ -91,24 +97,24 @@ class Orchestrator:
     # lifecycle
 
     def start(self) -> None:
-        self.flusher.start()
         for i in range(self.concurrency):
-            self._spawn(self._worker_loop, f"steptrail-worker-{i}")
+            worker = WorkerProcess(self.spec, f"steptrail-worker-{i}", self.on_saved)
+            self.workers.append(worker)
+            self._spawn(lambda w=worker: self._worker_loop(w), f"steptrail-worker-{i}")
         self._spawn(self._maintenance_loop, "steptrail-maintenance")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask running steps to stop (they are recorded cancelled) and wait."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask running steps to stop; after the cancel grace their workers are
+        stopped. Steps still running are recorded as interrupted by the stop."""
         self._stop.set()
-        with self._lock:
-            for event in self._cancel_events.values():
-                event.set()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (timeout or self.cancel_grace + 10.0)
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
-        self.flusher.stop()
+        for worker in self.workers:
+            worker.stop()
 
-    def _spawn(self, target: object, name: str) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         self._threads.append(t)
 
@@ -150,14 +156,14 @@ class Orchestrator:
             except Exception:
                 log.exception("maintenance pass failed; will try again")
 
-    def _worker_loop(self) -> None:
+    def _worker_loop(self, worker: WorkerProcess) -> None:
         while not self._stop.is_set():
             job_id = self._take_next()
             if job_id is None:
                 self.work.wait_for_change(0.25)
                 continue
             try:
-                self._run_job(job_id)
+                self._run_job(job_id, worker)
             except JobLost as e:
                 log.warning("%s; leaving it", e)
             except Exception:
@@ -192,7 +198,7 @@ class Orchestrator:
             return None  # another worker claimed it first
         return manager
 
-    def _run_job(self, job_id: str) -> None:
+    def _run_job(self, job_id: str, worker: WorkerProcess) -> None:
         manager = self._claim(job_id)
         if manager is None:
             return
@@ -204,25 +210,17 @@ class Orchestrator:
             message = str(e)
             update_manager(self.store, job_id, lambda m: self._finish(m, FAILED, message))
             return
-        status, error = SUCCEEDED, None
         for index in range(manager.resume_from, len(definition.steps)):
             if cancel_event.is_set() or manager.cancel_requested:
-                status, error = CANCELLED, "cancelled"
-                break
-            step_status, step_error = self._run_step(manager, definition, index, cancel_event)
-            if step_status is None:
-                return  # lost ownership of the step: whoever took it finishes the job
-            manager = get_manager(self.store, job_id)
-            if step_status in (FAILED, ABANDONED):
-                status, error = (
-                    FAILED,
-                    f"step {definition.steps[index].name!r} failed: {step_error}",
+                update_manager(
+                    self.store, job_id, lambda m: self._finish(m, CANCELLED, "cancelled")
                 )
-                break
-            if step_status == CANCELLED:
-                status, error = CANCELLED, "cancelled"
-                break
-        update_manager(self.store, job_id, lambda m: self._finish(m, status, error))
+                return
+            after = self._run_step(manager, definition, index, cancel_event, worker)
+            if after is None or after.status != RUNNING:
+                return  # lost the step to another writer, or its outcome ended the job
+            manager = after
+        update_manager(self.store, job_id, lambda m: self._finish(m, SUCCEEDED, None))
 
     def _finish(self, m: Manager, status: str, error: str | None) -> list[Aggregate]:
         self._check_owner(m)
@@ -240,80 +238,86 @@ class Orchestrator:
         definition: JobDefinition,
         index: int,
         cancel_event: threading.Event,
-    ) -> tuple[str | None, str | None]:
+        worker: WorkerProcess,
+    ) -> Manager | None:
+        """Run one step; return the job as its outcome left it (None: lost)."""
         job_id = str(manager.id)
-        name = definition.steps[index].name
+        step_def = definition.steps[index]
         step_holder: list[StepJob] = []
 
         def start(m: Manager) -> list[Aggregate]:
             self._check_owner(m)
             attempt = m.step_attempts[index] + 1
-            step = StepJob(job_id, name, index, attempt, self.worker_id)
-            m.step_started(str(step.id), name, index, attempt)
+            step = StepJob(job_id, step_def.name, index, attempt, self.worker_id)
+            m.step_started(str(step.id), step_def.name, index, attempt)
             step_holder[:] = [step]
             return [step]
 
         update_manager(self.store, job_id, start)
         step = step_holder[0]
-        recorder = StepRecorder(self.store, step, self.console, self.flusher.wake)
-        self.flusher.add(recorder)
-        status, error, tb = self._call_step(
-            recorder, definition, manager.params, cancel_event, index
-        )
-        self.flusher.remove(recorder)
-        if recorder.lost:
-            return None, None
-        try:
-            recorder.complete(status, error, tb)
-        except Exception:
-            return None, None
-        update_manager(self.store, job_id, lambda m: self._step_finished(m, index, status))
-        return status, error
+        request = StepRequest(str(step.id), definition.name, index, manager.params)
+        timeout = step_def.timeout or definition.timeout
+        result = worker.run(request, cancel_event, self._stop, timeout, self.cancel_grace)
+        if result.lost:
+            return None
+        retry = result.retryable and step.attempt < definition.max_attempts
+        outcome = StepOutcome(str(step.id), index, result.status, result.error, result.traceback)
+        return self._record_outcome(job_id, definition, outcome, retry)
 
-    def _step_finished(self, m: Manager, index: int, status: str) -> list[Aggregate]:
-        self._check_owner(m)
-        m.step_finished(index, status)
-        return []
+    def _record_outcome(
+        self, job_id: str, definition: JobDefinition, outcome: StepOutcome, retry: bool = False
+    ) -> Manager | None:
+        """Save the step's StepCompleted, the job's record of it and, when the
+        step decides it, the job's end in ONE transaction: no crash can leave
+        a finished step that the job does not know about (and would run again).
+        A store that refuses the save (disk full) is tried again until it
+        takes it; meanwhile ``store_error`` says why (shown by /healthz)."""
+        saved: list[Manager] = []
 
-    def _call_step(
-        self,
-        recorder: StepRecorder,
-        definition: JobDefinition,
-        params: dict[str, object],
-        cancel_event: threading.Event,
-        index: int,
-    ) -> tuple[str, str | None, str | None]:
-        """Run the step function with this step current, so its logging lands here."""
-        fn = definition.steps[index].fn
-        token = current_step.set(recorder)
-        try:
-            ctx = StepContext(recorder, definition.name, dict(params), cancel_event)
-            result = fn(ctx)
-            if inspect.isawaitable(result):
-                asyncio.run(_await(result))
-            return SUCCEEDED, None, None
-        except Cancelled:
-            return CANCELLED, "cancelled", None
-        except SkipStep as e:
-            return SKIPPED, str(e) or None, None
-        except Exception as e:
-            error = f"{type(e).__name__}: {e}"
-            logging.getLogger(f"{definition.name}.{definition.steps[index].name}").exception(
-                "step failed: %s", error
-            )
-            return FAILED, error, traceback.format_exc()
-        finally:
-            current_step.reset(token)
+        def change(m: Manager) -> list[Aggregate]:
+            self._check_owner(m)
+            step = get_step(self.store, outcome.step_job_id)
+            if step.status != RUNNING:
+                raise JobLost(f"step {step.id} was closed by another writer")
+            step.complete(outcome.status, outcome.error, outcome.traceback)
+            m.step_finished(outcome.index, outcome.status)
+            name = definition.steps[outcome.index].name
+            if retry:  # its worker died: the definition allows another attempt
+                m.retry(outcome.index, f"attempt {step.attempt} failed: {outcome.error}")
+            elif outcome.status in (FAILED, ABANDONED):
+                m.complete(FAILED, f"step {name!r} failed: {outcome.error}")
+            elif outcome.status == CANCELLED:
+                m.complete(CANCELLED, "cancelled")
+            elif outcome.index == len(definition.steps) - 1:
+                m.complete(SUCCEEDED)
+            saved[:] = [m]
+            return [step]
+
+        delay = 0.1
+        while True:
+            try:
+                update_manager(self.store, job_id, change)
+            except (JobLost, NotFound, Conflict):
+                raise
+            except Exception as e:
+                # The step's end is the one truthful record of it: keep trying
+                # (the space may come back) rather than leave it to be reaped
+                # later under a cause that is not its own.
+                if self.store_error is None:
+                    log.exception("could not record the end of step %s", outcome.step_job_id)
+                self.store_error = describe_exception(e)
+                if self._stop.wait(delay):
+                    return None  # stopping: the next start closes it
+                delay = min(delay * 2, MAX_STORE_RETRY_DELAY)
+                continue
+            self.store_error = None
+            return saved[0]
 
 
-class _StepExecutor(ThreadPoolExecutor):
-    """The default executor of an async step's loop: ``run_in_executor`` threads
-    carry the step's context, so their lines land in the step too."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
-
-
-async def _await(awaitable: object) -> object:
-    asyncio.get_running_loop().set_default_executor(_StepExecutor())
-    return await awaitable  # type: ignore[misc]
+@dataclass(frozen=True)
+class StepOutcome:
+    step_job_id: str
+    index: int
+    status: str
+    error: str | None
+    traceback: str | None

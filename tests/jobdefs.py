@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
+import time
+
+import httpx
 
 from domain.context import StepContext
 from domain.definitions import JobDefinition, Param
@@ -111,3 +117,210 @@ def chatty(ctx: StepContext) -> None:
 
 
 CHATTY = JobDefinition.of("chatty", [chatty], [Param("lines", int, 1000), Param("every", int, 10)])
+
+
+# Hostile steps: ordinary mistakes of real step code. Each case says how many
+# lines its logging calls made; the test checks the step holds exactly those
+# (plus the lines steptrail adds and names: a failure's ERROR line, a bad
+# progress value's WARNING line).
+
+
+class RaisingStr:
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this object raises")
+
+
+class RaisingBoth(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() raises")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr() raises")
+
+
+class RaisingRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr() raises")
+
+
+NASTY = "nul \x00, lone \udce9 surrogate, C1 \x85\x9b2J, bell \x07, esc \x1b]0;title\x07"
+
+
+def _bad_progress(ctx: StepContext) -> None:
+    ctx.log.info("before bad progress")
+    ctx.progress(float("nan"), 10)
+    ctx.progress(float("inf"), float("-inf"))
+    ctx.progress("3", "ten")  # type: ignore[arg-type]
+    ctx.progress(None, None)  # type: ignore[arg-type]
+    ctx.progress(5, 10, NASTY)
+
+
+def _bad_text(ctx: StepContext) -> None:
+    plain = logging.getLogger("tests.hostile")
+    ctx.log.info(NASTY, **{"field \x00 \udce9": NASTY, "n": float("nan")})
+    plain.warning("%s and %r", NASTY, NASTY)
+    logging.getLogger("tests.\udce9\x00").error("logger name with a surrogate")
+
+
+def _bad_logging_calls(ctx: StepContext) -> None:
+    log = logging.getLogger("tests.hostile")
+    log.info("%d", "x")  # format mismatch
+    log.info("%s %s", "one")  # too few arguments
+    log.info("%(missing)s", {"a": 1})  # missing key
+    log.info(RaisingStr())  # the message itself cannot be made text
+    log.info("argument %s", RaisingStr())  # an argument whose str() raises
+    ctx.log.info("field whose repr raises", thing=RaisingRepr())
+    log.info("fine")
+
+
+def _raise_surrogate(ctx: StepContext) -> None:
+    ctx.log.info("about to raise")
+    raise ValueError("cannot open caf\udce9.txt: \x00")
+
+
+def _raise_unprintable(ctx: StepContext) -> None:
+    ctx.log.info("about to raise")
+    raise RaisingBoth()
+
+
+def _sys_exit(ctx: StepContext) -> None:
+    ctx.log.info("about to exit")
+    sys.exit(3)
+
+
+def _keyboard_interrupt(ctx: StepContext) -> None:
+    ctx.log.info("about to interrupt")
+    raise KeyboardInterrupt
+
+
+HOSTILE_CASES = {
+    "bad-progress": _bad_progress,
+    "bad-text": _bad_text,
+    "bad-logging-calls": _bad_logging_calls,
+    "raise-surrogate": _raise_surrogate,
+    "raise-unprintable": _raise_unprintable,
+    "sys-exit": _sys_exit,
+    "keyboard-interrupt": _keyboard_interrupt,
+}
+
+
+def hostile(ctx: StepContext) -> None:
+    HOSTILE_CASES[ctx.params["case"]](ctx)
+
+
+HOSTILE = JobDefinition.of("hostile", [hostile, done], [Param("case", str, "bad-text")])
+
+
+def many_steps(ctx: StepContext) -> None:
+    ctx.log.info("step %d", ctx.step_index)
+
+
+MANY_STEPS = JobDefinition.of(
+    "many-steps", [(f"s{i:03d}", many_steps) for i in range(120)], max_attempts=1
+)
+
+
+def fill_disk(ctx: StepContext) -> None:
+    """20 KB lines until the store refuses them (a disk that fills up)."""
+    for i in range(5000):
+        ctx.log.info("%05d %s", i, "x" * 20_000)
+        ctx.check_cancelled()
+
+
+FILL_DISK = JobDefinition.of("fill-disk", [fill_disk])
+
+
+HOSTILE_TEXT = '<img src=x onerror="window.__pwned=1">'
+
+
+def html_text(ctx: StepContext) -> None:
+    ctx.log.warning(ctx.params["text"], html=ctx.params["text"])
+    ctx.log.info("\x1b[1;31mred\x1b[0m and plain")
+    ctx.log.error("first line\nsecond <script>window.__pwned=2</script>")
+
+
+HTML_TEXT = JobDefinition.of("html-text", [html_text], [Param("text", str, HOSTILE_TEXT)])
+
+
+def _until_stored(ctx: StepContext, lines: int) -> None:
+    """Wait (bounded) until the server's read model holds this step's lines."""
+    url = f"{ctx.params['url']}/api/steps/{ctx.step_job_id}"
+    for noisy in ("httpx", "httpcore"):  # their request lines would land in this step
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    deadline = time.monotonic() + 30
+    while httpx.get(url, timeout=5).json()["last_seq"] < lines:
+        assert time.monotonic() < deadline, "lines not stored in 30 s"
+        time.sleep(0.02)
+
+
+def misbehave(ctx: StepContext) -> None:
+    """What real step code does to its process: crash it, exit it, block it."""
+    how = ctx.params["how"]
+    for i in range(1, 101):
+        ctx.log.info("line %d", i)
+    if how == "abort":
+        _until_stored(ctx, 100)
+        os.abort()  # what a crashing C extension does
+    elif how == "exit-first-attempt" and ctx.attempt == 1:
+        os._exit(3)
+    elif how == "sleep":
+        time.sleep(600)  # never reaches a cancellation check
+    elif how == "hold-the-gil":
+        re.match(r"(a+)+$", "a" * 40 + "b")  # backtracks for ages inside one C call
+
+
+MISBEHAVE = JobDefinition.of(
+    "misbehave",
+    [misbehave, done],
+    [Param("how", str, "sleep"), Param("url", str, "")],
+    max_attempts=2,
+)
+TIMED = JobDefinition.of(
+    "timed", [misbehave], [Param("how", str, "sleep"), Param("url", str, "")], timeout=2
+)
+
+
+# Terminal escapes in log text, and what a terminal must be shown instead.
+ESCAPE_SEQUENCES = {
+    "OSC 0 (window title)": ("\x1b]0;pwned\x07", "␛]0;pwned␇"),
+    "OSC 8 (hyperlink)": (
+        "\x1b]8;;http://evil.example\x1b\\x\x1b]8;;\x1b\\",
+        "␛]8;;http://evil.example␛\\x␛]8;;␛\\",
+    ),
+    "OSC 52 (clipboard)": ("\x1b]52;c;cm0gLXJm\x07", "␛]52;c;cm0gLXJm␇"),
+    "CSI 2J (clear screen)": ("\x1b[2J", "␛[2J"),
+    "cursor up": ("\x1b[5A", "␛[5A"),
+    "cursor position": ("\x1b[1;1H", "␛[1;1H"),
+    "DCS": ("\x1bP1$r\x1b\\", "␛P1$r␛\\"),
+    "8-bit CSI": ("\x9b2J", "\\x9b2J"),
+    "bare CR": ("safe\rEVIL", "safe␍EVIL"),
+    "backspace and bell": ("a\x08\x07", "a␈␇"),
+    "DEL": ("x\x7f", "x␡"),
+    "SGR with an intermediate is not SGR": ("\x1b[1 m", "␛[1 m"),
+}
+
+
+def escapes(ctx: StepContext) -> None:
+    for what, (raw, _) in ESCAPE_SEQUENCES.items():
+        ctx.log.info("%s: %s", what, raw)
+    ctx.log.info("\x1b[1;31mred\x1b[0m and plain")
+
+
+ESCAPES = JobDefinition.of("escapes", [escapes])
+
+
+def _say_hi(ctx: StepContext) -> None:
+    ctx.log.info("hi from %s", ctx.step_name)
+
+
+ODD_NAMES = ["步骤", 'say "hi"; now', "a/b\\c"]
+NAMES = JobDefinition.of("odd-names", [(name, _say_hi) for name in ODD_NAMES])
+
+
+def _colourful(ctx: StepContext) -> None:
+    ctx.log.info("\x1b[1;32mgreen\x1b[0m and \x1b[38;2;10;20;30mtrue colour", stage="colour")
+    for i in range(50):
+        ctx.log.warning("line %d <b>not bold</b>", i, i=i)
+
+
+COLOURFUL = JobDefinition.of("colourful", [_colourful])

@@ -12,7 +12,14 @@ import httpx
 from domain.store import JobStore, parse_store
 from projections.database import SQLiteDatabase
 from projections.rebuild import compare, rebuild_into
-from tests.conftest import ServerProcess, free_port, get_json, step_lines, wait_until
+from tests.conftest import (
+    JSON_HEADERS,
+    ServerProcess,
+    free_port,
+    get_json,
+    step_lines,
+    wait_until,
+)
 
 
 def _seqs_of(base_url: str, step_id: str) -> list[int]:
@@ -35,7 +42,10 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
             return steps[0] if steps[0]["id"] and steps[0]["counts"]["total"] >= 200 else None
 
         step = wait_until(step_with_lines, 30, what="step 1 to log 200 lines")
-        seen_before_kill = _seqs_of(proc.base_url, step["id"])
+        # one page: paging on until a page comes back empty would follow the
+        # running step to its end
+        page = get_json(proc.base_url, f"/api/steps/{step['id']}/logs", limit=5000)
+        seen_before_kill = [x["seq"] for x in page["lines"]]
         proc.kill()
 
         proc.start()
@@ -56,7 +66,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         assert len(seqs) == first["counts"]["total"] == first["last_seq"]
         assert seqs[: len(seen_before_kill)] == seen_before_kill, "a flushed line was lost"
 
-        r = httpx.post(f"{proc.base_url}/api/jobs/{job_id}/retry", timeout=10)
+        r = httpx.post(f"{proc.base_url}/api/jobs/{job_id}/retry", timeout=10, headers=JSON_HEADERS)
         assert r.status_code == 202, r.text
         retried = wait_until(
             lambda: (
@@ -68,7 +78,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
             what="attempt 2 to start",
         )
         assert [(s["index"], s["attempt"]) for s in retried["steps"]][:2] == [(0, 1), (0, 2)]
-        httpx.post(f"{proc.base_url}/api/jobs/{job_id}/cancel", timeout=10)
+        httpx.post(f"{proc.base_url}/api/jobs/{job_id}/cancel", timeout=10, headers=JSON_HEADERS)
         wait_until(
             lambda: get_json(proc.base_url, f"/api/jobs/{job_id}")["status"] == "cancelled",
             30,

@@ -26,10 +26,9 @@ READ_TIMEOUT = httpx.Timeout(10.0, read=15.0)  # longer than a ping interval
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
-    store = request.getfixturevalue("pg_store") if request.param == "postgres" else None
-    live = start_server(tmp_path / "data", store=store)
+@pytest.fixture
+def server(tmp_path: Path, any_store: str | None) -> Iterator[LiveServer]:
+    live = start_server(tmp_path / "data", store=any_store)
     try:
         yield live
     finally:
