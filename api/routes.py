@@ -61,17 +61,24 @@ async def list_definitions(request: Request) -> Response:
     )
 
 
-async def submit_job(request: Request) -> Response:
-    rt = runtime(request)
+async def _json_object(request: Request, fields: set[str]) -> dict[str, Any]:
+    """The request's JSON object (an empty body is ``{}``), with only ``fields``."""
+    raw = await request.body()
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as e:
         raise bad_request(f"request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
-    unknown = sorted(set(body) - {"definition", "params"})
+    unknown = sorted(set(body) - fields)
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
+    return body
+
+
+async def submit_job(request: Request) -> Response:
+    rt = runtime(request)
+    body = await _json_object(request, {"definition", "params"})
     job_id, position = await in_thread(
         rt.commands.submit, body.get("definition"), body.get("params")
     )
@@ -108,7 +115,8 @@ async def cancel_job(request: Request) -> Response:
 async def retry_job(request: Request) -> Response:
     rt = runtime(request)
     job_id = _path_id(request, "job_id", "job")
-    position = await in_thread(rt.commands.retry, job_id)
+    body = await _json_object(request, {"params"})
+    position = await in_thread(rt.commands.retry, job_id, body.get("params"))
     return json_response(await _job_after(rt, job_id, position), 202)
 
 

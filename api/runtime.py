@@ -17,6 +17,7 @@ from domain.console import ConsoleEcho
 from domain.definitions import Registry
 from domain.logbridge import install as install_log_bridge
 from domain.orchestrator import Orchestrator
+from domain.secrets import SecretStore
 from domain.store import JobStore, StoreLocation
 from domain.terminal import for_terminal, use_colour
 from domain.worker import WorkerSpec
@@ -87,7 +88,8 @@ class Runtime:
             self.readmodel = ReadModel(self.db)
             self.runner = ProjectionRunner(self.store, self.readmodel, self.notifier)
         self.queries = Queries(self.db, self.notifier)
-        self.commands = JobCommands(self.store, settings.registry)
+        self.secrets = SecretStore(location)
+        self.commands = JobCommands(self.store, settings.registry, self.secrets)
         if settings.console is not None:
             colour = use_colour(settings.console_color, settings.console)
             echo = ConsoleEcho(settings.console, partial(for_terminal, colour=colour))
@@ -140,5 +142,6 @@ class Runtime:
         self.runner.stop()
         self.db.close()
         self.store.close()
+        self.secrets.close()
         if self._lock_file is not None:
             self._lock_file.close()

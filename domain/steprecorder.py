@@ -22,6 +22,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from domain.aggregates import StepJob
+from domain.masking import Masker
 from domain.store import JobStore
 from domain.values import cut, describe_exception, finite_number, text
 
@@ -62,6 +63,7 @@ class StepRecorder:
         self._lock = threading.RLock()  # guards the aggregate and its saves
         self._last_progress_at = time.monotonic()
         self._warned: set[str] = set()
+        self.masker = Masker()  # secrets of this step: masked in every later line
 
     @property
     def stopped(self) -> bool:
@@ -93,7 +95,7 @@ class StepRecorder:
             if total is not None and limit is None:
                 self._warn("total", total)
             self._take_buffered_lines()  # lines logged before this progress come first
-            self.step.report_progress(number, limit, text(message, 1000))
+            self.step.report_progress(number, limit, self.masker.text(text(message, 1000)))
             self._last_progress_at = time.monotonic()
 
     def _warn(self, what: str, value: object) -> None:

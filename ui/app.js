@@ -350,9 +350,10 @@ async function loadDefinitions() {
             ? h("input", { name: p.name, type: "checkbox", checked: Boolean(p.default), dataset: { type: p.type } })
             : h("input", {
                 name: p.name,
-                type: p.type === "string" ? "text" : "number",
+                type: p.secret ? "password" : p.type === "string" ? "text" : "number",
+                autocomplete: p.secret ? "off" : undefined,
                 step: p.type === "integer" ? "1" : "any",
-                value: p.default ?? "",
+                value: p.secret ? "" : p.default ?? "",
                 placeholder: p.help,
                 dataset: { type: p.type },
               }),
