@@ -113,6 +113,13 @@ class Orchestrator:
         for worker in self.workers:
             worker.stop()
 
+    def health(self) -> dict[str, object]:
+        """For /healthz: each worker process, and a save the store refuses."""
+        return {
+            "workers": [w.describe() for w in self.workers],
+            "store_error": self.store_error,
+        }
+
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
