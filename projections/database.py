@@ -35,6 +35,28 @@ _POSTGRES_INSERT_LINES = (
 )
 
 
+# Errors that come from what an event holds, not from the database failing.
+_EVENT_FAULTS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    psycopg.ProgrammingError,
+)
+
+
+def is_database_failure(error: Exception) -> bool:
+    """Whether ``error`` says the database failed (disk, connection, lock):
+    worth trying the same work again later. Any other error while applying an
+    event comes from the event, and fails again however often it is tried."""
+    if not isinstance(error, sqlite3.Error | psycopg.Error) or isinstance(error, _EVENT_FAULTS):
+        return False
+    # SQLite reports JSON it cannot read (json_each) as an OperationalError.
+    return not (isinstance(error, sqlite3.OperationalError) and "JSON" in str(error))
+
+
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 

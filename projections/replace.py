@@ -25,7 +25,7 @@ from projections.readmodel import ReadModel
 from projections.rebuild import catch_up, rebuild_into
 from projections.schema import TRACKING_NAME, create_tables
 
-TABLES = ("tracking", "jobs", "steps", "lines")
+TABLES = ("tracking", "jobs", "steps", "lines", "store_identity", "unapplied_events")
 SERIALS = (("jobs", "job_no"), ("lines", "line_id"))  # copied ids: move the sequences on
 COPY_PAGE = 20_000
 LOCK_TIMEOUT = 60.0  # seconds to wait for the live runner's current batch
