@@ -22,6 +22,7 @@ from api.runtime import DataDirInUse, Runtime, Settings
 from domain.builtin_jobs import builtin_registry
 from domain.definitions import Registry
 from domain.store import parse_store
+from projections.integrity import StoreDamaged
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -61,7 +62,7 @@ def _runtime(args: argparse.Namespace, workers: bool) -> Runtime | None:
     )
     try:
         return Runtime(settings)
-    except DataDirInUse as e:
+    except (DataDirInUse, StoreDamaged) as e:
         print(f"steptrail: {e}", file=sys.stderr)
         return None
 

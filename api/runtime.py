@@ -17,6 +17,7 @@ from domain.orchestrator import Orchestrator
 from domain.steprecorder import ConsoleEcho
 from domain.store import JobStore, StoreLocation
 from projections.database import PostgresDatabase, SQLiteDatabase
+from projections.integrity import check_event_file, check_postgres_readmodel, open_sqlite_readmodel
 from projections.notifier import PositionNotifier
 from projections.postgres_live import Listener, ProjectorLock, readmodel_channel
 from projections.queries import Queries
@@ -50,6 +51,8 @@ class Runtime:
         self.settings = settings
         self.location = location = settings.location
         self._lock_file = None if location.is_postgres else self._lock_data_dir(location.data_dir)
+        if not location.is_postgres:
+            check_event_file(location.events_path)  # refuses a damaged store
         self.store = JobStore(location)
         self.notifier = PositionNotifier()
         self.listener: Listener | None = None
@@ -57,6 +60,7 @@ class Runtime:
             conninfo, schema = location.postgres_conninfo(), location.postgres_params()["schema"]
             self.db: PostgresDatabase | SQLiteDatabase = PostgresDatabase(conninfo, schema)
             self.readmodel = ReadModel(self.db, readmodel_channel(schema))
+            check_postgres_readmodel(self.db, self.readmodel, self.store)
             self.runner = ProjectionRunner(
                 self.store, self.readmodel, self.notifier, lock=ProjectorLock(conninfo, schema)
             )
@@ -69,7 +73,7 @@ class Runtime:
                 poll=lambda: self.notifier.publish(self.readmodel.position()),
             )
         else:
-            self.db = SQLiteDatabase(location.readmodel_path)
+            self.db = open_sqlite_readmodel(location.readmodel_path, self.store)
             self.readmodel = ReadModel(self.db)
             self.runner = ProjectionRunner(self.store, self.readmodel, self.notifier)
         self.queries = Queries(self.db, self.notifier)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from domain.store import JobStore
 from projections.database import Cursor, PostgresDatabase, SQLiteDatabase
+from projections.integrity import set_aside, sqlite_damage
 from projections.readmodel import ReadModel
 from projections.rebuild import catch_up, rebuild_into
 from projections.schema import TRACKING_NAME, create_tables
@@ -99,7 +100,12 @@ def _copy_rows(source: Cursor, target: Cursor, table: str) -> None:
 
 def rebuild_live(store: JobStore, live: Path | PostgresDatabase) -> int:
     """Rebuild the live read model (an SQLite file, or the PostgreSQL schema)
-    from ``store`` and swap it in; return the position it is at afterwards."""
+    from ``store`` and swap it in; return the position it is at afterwards.
+    A damaged SQLite file is set aside and replaced (nothing could read it)."""
+    if isinstance(live, Path) and live.exists():
+        damage = sqlite_damage(live)
+        if damage is not None:
+            set_aside(live, f"is damaged ({damage})")
     scratch_dir = live.parent if isinstance(live, Path) else None
     with tempfile.TemporaryDirectory(prefix="steptrail-rebuild-", dir=scratch_dir) as tmp:
         rebuilt = rebuild_into(store, Path(tmp) / "readmodel.sqlite")  # live serves meanwhile
