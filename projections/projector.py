@@ -27,6 +27,10 @@ Positioned = tuple[int, Any]  # (store position, domain event)
 MAX_ERROR_CHARS = 2000
 
 
+class CannotDecode(ValueError):
+    """Raised for an :class:`Undecodable` event; its message says why."""
+
+
 class Undecodable:
     """A stored event the mapper could not turn into a domain event."""
 
@@ -236,7 +240,7 @@ def _event_type(event: Any) -> str:
 
 def _apply(batch: _Batch, position: int, event: Any) -> None:
     if isinstance(event, Undecodable):
-        raise ValueError(event.error)
+        raise CannotDecode(event.error)
     handler = HANDLERS.get(type(event))
     if handler is not None:  # other events (none today) change no rows
         handler(batch, position, _Storable(event))
@@ -251,7 +255,9 @@ def _apply_or_record(cur: Cursor, batch: _Batch, position: int, event: Any) -> N
         if is_database_failure(e):
             raise
         cur.execute("ROLLBACK TO SAVEPOINT event")
-        error = storable.text(f"{type(e).__name__}: {e}")[:MAX_ERROR_CHARS]
+        cur.restore_serials()  # numbered as a rebuild numbers them
+        why = str(e) if isinstance(e, CannotDecode) else f"{type(e).__name__}: {e}"
+        error = storable.text(why)[:MAX_ERROR_CHARS]
         cur.execute(
             "INSERT INTO unapplied_events"
             " (position, originator_id, originator_version, event_type, error)"
@@ -284,6 +290,7 @@ def apply_batch(cur: Cursor, events: Sequence[Positioned]) -> None:
         if is_database_failure(e):
             raise
         cur.execute("ROLLBACK TO SAVEPOINT batch")
+        cur.restore_serials()
         for position, event in events:
             _apply_or_record(cur, batch, position, event)
     cur.execute("RELEASE SAVEPOINT batch")

@@ -55,13 +55,15 @@ def catch_up(
 
 
 class ScratchDatabase(SQLiteDatabase):
-    """A read model being built where nobody reads it: no journal and no fsync
-    (a crash leaves a broken scratch file, which is only ever thrown away)."""
+    """A read model being built where nobody reads it: no journal file and no
+    fsync (a crash leaves a broken scratch file, which is only ever thrown away)."""
 
     cursor_class = BulkSQLiteCursor
     pragmas = (
         "PRAGMA page_size=16384",  # fuller pages for a bulk load (set before any table)
-        "PRAGMA journal_mode=OFF",
+        # Rollback works (savepoints set aside an event that cannot be applied)
+        # without writing a journal file.
+        "PRAGMA journal_mode=MEMORY",
         "PRAGMA synchronous=OFF",
         "PRAGMA cache_size=-131072",  # 128 MiB: the index pages being filled stay in memory
     )

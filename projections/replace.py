@@ -27,7 +27,6 @@ from projections.rebuild import catch_up, rebuild_into
 from projections.schema import TRACKING_NAME, create_tables
 
 TABLES = ("tracking", "jobs", "steps", "lines", "store_identity", "unapplied_events")
-SERIALS = (("jobs", "job_no"), ("lines", "line_id"))  # copied ids: move the sequences on
 COPY_PAGE = 20_000
 LOCK_TIMEOUT = 60.0  # seconds to wait for the live runner's current batch
 
@@ -74,11 +73,7 @@ def _swap_postgres(store: JobStore, live: PostgresDatabase, rebuilt: SQLiteDatab
             for table in TABLES[1:]:
                 _copy_rows(source, cur, table)
         cur.execute("UPDATE tracking SET position = ? WHERE name = ?", (position, TRACKING_NAME))
-        for table, column in SERIALS:
-            cur.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
-                f" COALESCE(MAX({column}), 0) + 1, false) FROM {table}"
-            )
+        cur.restore_serials()  # the rows came with their numbers
     return position
 
 

@@ -19,6 +19,8 @@ LEVEL_COLUMNS = {
     "ERROR": "n_error",
     "CRITICAL": "n_critical",
 }
+# Serial columns: numbers users see (job_no) or order by (line_id).
+SERIALS = (("jobs", "job_no"), ("lines", "line_id"))
 LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 LINE_COLUMNS = ("step_job_id", "seq", "ts", "levelno", "logger", "message", "fields", "position")
 
