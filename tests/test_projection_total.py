@@ -19,10 +19,12 @@ from typing import Any
 import httpx
 import pytest
 from eventsourcing.persistence import StoredEvent
+from playwright.sync_api import expect, sync_playwright
 
 from domain.aggregates import Manager, StepJob
 from domain.store import JobStore, parse_store
 from tests.conftest import LiveServer, run_cli, start_server, step_lines
+from tests.test_page import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -223,3 +225,40 @@ def test_nul_in_a_text_parameter_is_a_400_naming_it(server: LiveServer) -> None:
     assert _health(server)["status"] == "ok"
     found = server.client.get("/api/logs", params={"q": "line 2", "step_name": "burst"}).json()
     assert [x["message"] for x in found["lines"]] == ["line 2"]  # text without NUL: as before
+
+
+def test_the_page_says_which_event_could_not_be_applied(tmp_path: Path) -> None:
+    """The banner names the event; its error text stays text (never HTML)."""
+    server = start_server(tmp_path / "data")
+    try:
+        job = Manager(definition="burst", params={}, step_names=["s"])
+        step = StepJob(
+            manager_id=str(job.id), step_name="s", step_index=0, attempt=1, worker_id="w"
+        )
+        step.trigger_event(
+            StepJob.StepLogged,
+            first_seq=1,
+            last_seq=1,
+            lines_json='[[1, 1.0, "INFO", "x", "m", null]]',
+            counts={"<img src=x onerror=window.pwned=1>": 1},
+        )
+        server.runtime.store.save(job, step)
+        position = server.runtime.store.recorder.max_notification_id()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(server.base_url)
+                banner = page.locator("#unapplied")
+                expect(banner).to_be_visible(timeout=20_000)
+                expect(banner).to_contain_text(
+                    f"1 stored event could not be applied to the read model: position {position},"
+                    f" StepJob.StepLogged of {step.id} v2:"
+                    " KeyError: '<img src=x onerror=window.pwned=1>'"
+                )
+                assert page.locator("#unapplied img").count() == 0
+                assert page.evaluate("window.pwned") is None
+            finally:
+                browser.close()
+    finally:
+        server.stop()
