@@ -184,11 +184,17 @@ class _Batch:
         step_job_id = str(e.originator_id)
         counts = {LEVEL_COLUMNS[level]: n for level, n in e.counts.items()}
         sets = ", ".join(f"{c} = {c} + ?" for c in counts)
-        self.cur.execute(
+        # Lines follow the step's stored ones: checked here, not by the unique
+        # index (a rebuild creates it only at the end), so live and rebuilt agree.
+        updated = self.cur.execute(
             f"UPDATE steps SET last_seq = ?, {sets}, heartbeat_at = ?, position = ?"
-            " WHERE step_job_id = ?",
-            (e.last_seq, *counts.values(), _ts(e), p, step_job_id),
-        )
+            " WHERE step_job_id = ? AND last_seq = ?",
+            (e.last_seq, *counts.values(), _ts(e), p, step_job_id, e.first_seq - 1),
+        ).rowcount
+        if updated != 1:
+            raise ValueError(
+                f"lines {e.first_seq}-{e.last_seq} do not follow the stored lines of the step"
+            )
         self.cur.insert_lines(step_job_id, p, e.lines_json)
 
     def step_progress(self, p: int, e: Any) -> None:

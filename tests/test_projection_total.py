@@ -13,6 +13,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def _cli(data_dir: Path, store_url: str | None, *args: str) -> subprocess.Comple
 class Poisoned:
     job_id: str
     step_id: str
-    unapplicable: dict[str, int]  # event type -> position: what cannot become rows
+    unapplicable: dict[int, str]  # position -> why it cannot become rows
 
 
 def _insert_raw(store: JobStore, events: list[Any], patch: tuple[bytes, bytes]) -> None:
@@ -71,9 +72,9 @@ def _insert_raw(store: JobStore, events: list[Any], patch: tuple[bytes, bytes]) 
 
 
 def poison(store: JobStore) -> Poisoned:
-    """A job whose step stored every kind of bad value, plus two events that
-    cannot be applied at all: one no mapper can decode, one counting lines at
-    a level the read model has no column for."""
+    """A job whose step stored every kind of bad value, plus three events
+    that cannot be applied at all: one counting lines at a level the read model
+    has no column for, one repeating a stored line, one no mapper can decode."""
     job = Manager(definition="burst", params={"lines": math.nan, "x\x00": "y"}, step_names=["s"])
     job.start(worker_id="w\x00")
     step = StepJob(
@@ -101,6 +102,16 @@ def poison(store: JobStore) -> Poisoned:
     job.step_finished(step_index=0, status="succeeded")
     job.complete(status="succeeded")
     store.save(step, job)
+    repeated = StepJob.StepLogged(  # line 2 again, after the step ended
+        originator_id=step.id,
+        originator_version=step.version + 1,
+        timestamp=datetime.now(UTC),
+        first_seq=2,
+        last_seq=2,
+        lines_json='[[2, 4.0, "INFO", "x", "line 2 again", null]]',
+        counts={"INFO": 1},
+    )
+    store.save(repeated)
     stranger = uuid.uuid4()
     store.recorder.insert_events([StoredEvent(stranger, 1, "nowhere:Nothing", b"{")])
     positions = {
@@ -111,8 +122,11 @@ def poison(store: JobStore) -> Poisoned:
         str(job.id),
         str(step.id),
         {
-            "StepJob.StepLogged": positions[(step.id, step.version - 1)],
-            "nowhere:Nothing": positions[(stranger, 1)],
+            positions[(step.id, step.version - 1)]: "KeyError: 'VERBOSE'",
+            positions[(step.id, step.version + 1)]: (
+                "ValueError: lines 2-2 do not follow the stored lines of the step"
+            ),
+            positions[(stranger, 1)]: "cannot decode: TopicError",
         },
     )
 
@@ -151,28 +165,33 @@ def test_poisoned_events_are_projected_and_later_jobs_run(
 
     health = _health(server)
     assert health["status"] == "ok" and health["projection_error"] is None
-    recorded = {e["event_type"]: e for e in health["unapplied_events"]["latest"]}
-    assert health["unapplied_events"]["count"] == 2
-    assert {t: e["position"] for t, e in recorded.items()} == poisoned.unapplicable
-    assert recorded["StepJob.StepLogged"]["error"] == "KeyError: 'VERBOSE'"
-    assert recorded["StepJob.StepLogged"]["originator_id"] == poisoned.step_id
-    assert recorded["nowhere:Nothing"]["error"].startswith("cannot decode")
+    recorded = {e["position"]: e for e in health["unapplied_events"]["latest"]}
+    assert (
+        health["unapplied_events"]["count"] == 3 and recorded.keys() == poisoned.unapplicable.keys()
+    )
+    for position, why in poisoned.unapplicable.items():
+        assert recorded[position]["error"].startswith(why)
+    assert [e["event_type"] for _, e in sorted(recorded.items())] == [
+        "StepJob.StepLogged",
+        "StepJob.StepLogged",
+        "nowhere:Nothing",
+    ]
 
     verified = _cli(data_dir, store_url, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "2 stored event(s) could not be applied" in verified.stdout
+    assert "3 stored event(s) could not be applied" in verified.stdout
     rebuilt = _cli(data_dir, store_url, "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert _cli(data_dir, store_url, "verify").returncode == 0
     _check_poisoned_job(server, poisoned)
-    assert _health(server)["unapplied_events"]["count"] == 2
+    assert _health(server)["unapplied_events"]["count"] == 3
 
     # a restart neither stops nor repeats anything
     server.stop()
     again = start_server(data_dir, store=store_url)
     try:
         _check_poisoned_job(again, poisoned)
-        assert _health(again)["unapplied_events"]["count"] == 2
+        assert _health(again)["unapplied_events"]["count"] == 3
         again.wait_job(again.submit("burst", lines=3)["id"])
     finally:
         again.stop()
