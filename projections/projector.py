@@ -34,7 +34,7 @@ class CannotDecode(ValueError):
 class Undecodable:
     """A stored event the mapper could not turn into a domain event."""
 
-    def __init__(self, originator_id: Any, originator_version: int, topic: str, error: str):
+    def __init__(self, originator_id: Any, originator_version: int, topic: str, error: str) -> None:
         self.originator_id = originator_id
         self.originator_version = originator_version
         self.topic = topic
@@ -198,7 +198,8 @@ class _Batch:
         self.cur.insert_lines(step_job_id, p, e.lines_json)
 
     def step_progress(self, p: int, e: Any) -> None:
-        # Older steps could store anything here ("3", "ten", NaN): unknown is 0 of None.
+        # Older steps could store anything here ("3", "ten", NaN): an unknown
+        # current counts as 0, an unknown total as none.
         message = e.message
         if not isinstance(message, str):
             message = "" if message is None else _json(message)

@@ -237,7 +237,15 @@ def test_nul_in_a_text_parameter_is_a_400_naming_it(server: LiveServer) -> None:
         r = server.client.get(path.format(step=step), params={name: "a\x00b"})
         assert r.status_code == 400, (path, name, r.text)
         assert r.json()["error"]["field"] == name and "NUL" in r.json()["error"]["message"]
-    for path, name in [("/api/jobs/a%00b", "job_id"), ("/api/steps/a%00b/logs", "step_job_id")]:
+    paths = [
+        ("/api/jobs/a%00b", "job_id"),
+        ("/api/jobs/a%00b/events", "job_id"),
+        ("/api/jobs/a%00b/state", "job_id"),
+        ("/api/jobs/a%00b/replay?position=1", "job_id"),
+        ("/api/steps/a%00b/logs", "step_job_id"),
+        ("/api/steps/a%00b/state", "step_job_id"),
+    ]
+    for path, name in paths:
         r = server.client.get(path)
         assert r.status_code == 400, (path, r.text)
         assert r.json()["error"]["field"] == name
