@@ -24,6 +24,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from domain.aggregates import Manager, StepJob
 from domain.store import JobStore, parse_store
+from projections import storable
 from tests.conftest import LiveServer, run_cli, start_server, step_lines
 from tests.test_page import CHROMIUM, CHROMIUM_ARGS
 
@@ -289,3 +290,22 @@ def test_the_page_says_which_event_could_not_be_applied(tmp_path: Path) -> None:
                 browser.close()
     finally:
         server.stop()
+
+
+def test_storable_values_are_escaped_visibly_and_deterministically() -> None:
+    """What the projector stores for text and numbers no database would take."""
+    assert storable.text("a\x00b \udce9 é") == "a\\x00b \\udce9 é"
+    assert storable.text(storable.text("a\x00\udce9")) == storable.text("a\x00\udce9")
+    assert [storable.number(v) for v in ("3", "ten", math.nan, -math.inf, None, 2, True)] == [
+        3.0,
+        None,
+        None,
+        None,
+        None,
+        2.0,
+        1.0,
+    ]
+    clean = '[[1, 1.0, "INFO", "x", "fine \\ud83d\\ude00", null]]'
+    assert storable.lines_json(clean) == '[[1,1.0,"INFO","x","fine \U0001f600",null]]'
+    plain = '[[1,1.0,"INFO","x","nothing to fix",null]]'
+    assert storable.lines_json(plain) is plain
