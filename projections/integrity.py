@@ -31,7 +31,8 @@ def sqlite_damage(path: Path) -> str | None:
     """What is wrong with the SQLite file at ``path`` (None: nothing found).
     ``quick_check`` reads every page: it finds garbled and truncated files."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # Read-write: a WAL left by a crash is recovered, as any opener would.
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30)
     except sqlite3.Error as e:
         return str(e)
     try:
