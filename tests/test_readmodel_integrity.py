@@ -287,3 +287,19 @@ def test_postgres_read_model_ahead_of_its_store_is_rebuilt(
     assert "ahead of its event store" in output
     verified = run_cli("verify", "--store", store)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_killed_server_leaves_a_read_model_that_is_kept(
+    base: tuple[Path, Path, Jobs, Jobs], copy: Callable[[Path], Path]
+) -> None:
+    """A crash leaves a WAL beside the read model: that is no damage."""
+    data = copy(base[0])
+    server = _serve(data)
+    try:
+        assert _jobs(server.base_url) == base[3]
+    finally:
+        server.kill()
+    assert (data / "readmodel.sqlite-wal").exists()
+    jobs, output = _served(data)
+    assert jobs == base[3] and "kept as" not in output
+    assert not list(data.glob("readmodel.sqlite.broken-*"))
