@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import signal
@@ -67,6 +68,13 @@ def _runtime(args: argparse.Namespace, workers: bool) -> Runtime | None:
         return None
 
 
+def say(text: str) -> None:
+    """Tell the operator on stdout. A server whose stdout is closed (``steptrail
+    serve | head``) or stalled goes on serving: stdout is never in charge."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, flush=True)
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -97,12 +105,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         async def startup(sockets: Any = None) -> None:
             await original_startup(sockets)
             job_id, _ = await run_in_threadpool(rt.commands.submit, "demo", {})
-            print(f"steptrail: demo job {job_id} submitted", flush=True)
+            say(f"steptrail: demo job {job_id} submitted")
 
         server.startup = startup  # type: ignore[method-assign]
     where = rt.location.postgres_url or rt.location.data_dir
     page = f"http://{args.host}:{args.port}/" + (f"?token={args.token}" if args.token else "")
-    print(f"steptrail: serving the queue page at {page} (data in {where})", flush=True)
+    say(f"steptrail: serving the queue page at {page} (data in {where})")
     server.run()
     return 0
 
@@ -120,7 +128,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     rt.start()
     assert rt.orchestrator is not None
-    print(f"steptrail: worker {rt.orchestrator.worker_id} running", flush=True)
+    say(f"steptrail: worker {rt.orchestrator.worker_id} running")
     stop.wait()
     rt.stop()
     return 0

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import IO, TextIO
 
 from domain.commands import JobCommands
+from domain.console import ConsoleEcho
 from domain.definitions import Registry
 from domain.logbridge import install as install_log_bridge
 from domain.orchestrator import Orchestrator
-from domain.steprecorder import ConsoleEcho
 from domain.store import JobStore, StoreLocation
 from projections.database import PostgresDatabase, SQLiteDatabase
 from projections.integrity import check_event_file, check_postgres_readmodel, open_sqlite_readmodel

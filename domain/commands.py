@@ -26,6 +26,7 @@ from domain.aggregates import (
     SUCCEEDED,
     Manager,
     StepJob,
+    step_job_id_for,
 )
 from domain.definitions import Registry
 from domain.store import JobStore
@@ -78,15 +79,28 @@ def update_manager(
 ) -> int:
     """Apply ``change`` to a fresh Manager and save it, with whatever other
     aggregates it returns, in one transaction; on a concurrent write, reload
-    and apply again. Returns the store position of the save (0: no change)."""
+    and apply again. Returns the store position of the save (0: no change).
+
+    The others' events are stored first: a step's end comes before the job's
+    end that it causes, in the store and so in every stream."""
     for _ in range(attempts):
         manager = get_manager(store, job_id)
         others = change(manager)
         try:
-            return saved_position(store.save(manager, *others))
+            return saved_position(store.save(*others, manager))
         except IntegrityError:
             continue
     raise Conflict(f"job {job_id} is being changed concurrently; try again")
+
+
+def _running_step_id(manager: Manager) -> str | None:
+    """The step job the Manager last started and has not recorded an end for
+    (a store written before a step's end and the job's record of it were
+    saved together can hold one)."""
+    for index, status in enumerate(manager.step_status):
+        if status == RUNNING:
+            return str(step_job_id_for(manager.id, index, manager.step_attempts[index]))
+    return None
 
 
 class JobCommands:
@@ -135,9 +149,11 @@ class JobCommands:
         ``changed_before`` (epoch seconds), or their worker is alive."""
         step: StepJob | None = None
         if step_job_id is None:
-            if get_manager(self.store, job_id).modified_on.timestamp() >= changed_before:
+            manager = get_manager(self.store, job_id)
+            if manager.modified_on.timestamp() >= changed_before:
                 return
-        else:
+            step_job_id = _running_step_id(manager)
+        if step_job_id is not None:
             step = get_step(self.store, step_job_id)
             if step.status == RUNNING and step.modified_on.timestamp() >= changed_before:
                 return

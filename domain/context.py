@@ -67,11 +67,13 @@ class StepContext:
         self._cancel_event = cancel_event
 
     def progress(self, current: float, total: float | None = None, message: str = "") -> None:
+        """Report how far the step is. Values that are not finite numbers are
+        not stored (see StepRecorder.progress): the step goes on."""
         self._recorder.progress(current, total, message)
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel_event.is_set() or self._recorder.lost
+        return self._cancel_event.is_set() or self._recorder.stopped
 
     def check_cancelled(self) -> None:
         if self.cancelled:

@@ -10,49 +10,46 @@ from __future__ import annotations
 
 import logging
 import sys
-import traceback
-from typing import Any, TextIO
-
-import orjson
+from typing import TextIO
 
 from domain.aggregates import level_name
 from domain.context import current_step
+from domain.values import (
+    describe_exception,
+    fields_json,
+    format_traceback,
+    safe_repr,
+    safe_str,
+    text,
+)
 
 _LEVEL_NAMES = {n: level_name(n) for n in (10, 20, 30, 40, 50)}
-_INT64 = range(-(2**63), 2**63)
 
 
-def storable_text(text: str) -> str:
-    """Text every store can hold: NUL (which PostgreSQL text refuses) and lone
-    surrogates (undecodable file names read with surrogateescape, say) are
-    escaped instead of failing the whole batch."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\\x00")
-    if text.isascii():
-        return text
+def record_message(record: logging.LogRecord) -> str:
+    """The record's message as storable text, whatever the call passed.
+
+    A call whose formatting fails (``log.info("%d", "x")``, too few
+    arguments, an argument whose ``str()`` raises) still becomes its line: the
+    template, the arguments' safe descriptions and the error, which is what
+    Python's own handler prints to stderr when it gives up on a record."""
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+        message = record.getMessage()
+    except Exception as e:
+        args = ", ".join(safe_repr(a) for a in _args(record.args))
+        message = (
+            f"{safe_str(record.msg)} [logging call failed: {describe_exception(e)};"
+            f" arguments: ({args})]"
+        )
+    if record.exc_info and record.exc_info[1] is not None:
+        message += "\n" + format_traceback(record.exc_info[1])
+    return text(message)
 
 
-def _scalar(value: Any) -> Any:
-    if isinstance(value, str):
-        return storable_text(value)
-    if value is None or isinstance(value, bool | float):
-        return value
-    if isinstance(value, int):
-        return value if value in _INT64 else str(value)  # JSON stores keep 64 bits
-    return storable_text(repr(value))
-
-
-def _fields_json(fields: Any) -> str | None:
-    """Structured fields as JSON text of scalars (anything else becomes its
-    repr), encoded here once: stores and read models copy the text as it is."""
-    if not fields or not isinstance(fields, dict):
-        return None
-    return orjson.dumps({storable_text(str(k)): _scalar(v) for k, v in fields.items()}).decode()
+def _args(args: object) -> tuple[object, ...]:
+    if isinstance(args, tuple):
+        return args
+    return () if args is None else (args,)
 
 
 class StepLogHandler(logging.Handler):
@@ -75,19 +72,14 @@ class StepLogHandler(logging.Handler):
             if record.levelno >= self.outside.level:
                 self.outside.handle(record)
             return
-        try:
-            message = record.getMessage()
-            if record.exc_info:
-                message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-            recorder.append(
-                record.created,
-                _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno),
-                storable_text(record.name),
-                storable_text(message),
-                _fields_json(getattr(record, "fields", None)),
-            )
-        except Exception:
-            self.handleError(record)
+        level = _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno)
+        recorder.append(
+            record.created,
+            level,
+            text(record.name, 200),
+            record_message(record),
+            fields_json(getattr(record, "fields", None)),
+        )
 
 
 def install(capture_level: int = logging.DEBUG, stream: TextIO | None = None) -> StepLogHandler:

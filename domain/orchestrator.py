@@ -15,10 +15,10 @@ import os
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from eventsourcing.domain import Aggregate
@@ -35,13 +35,16 @@ from domain.aggregates import (
     Manager,
     StepJob,
 )
-from domain.commands import JobCommands, NotFound, get_manager, update_manager
+from domain.commands import Conflict, JobCommands, NotFound, get_manager, get_step, update_manager
+from domain.console import ConsoleEcho
 from domain.context import Cancelled, SkipStep, StepContext, current_step
 from domain.definitions import DefinitionError, JobDefinition
-from domain.steprecorder import ConsoleEcho, Flusher, StepRecorder
+from domain.steprecorder import Flusher, StepRecorder
+from domain.values import describe_exception, format_traceback, text
 
 log = logging.getLogger("steptrail.orchestrator")
 T = TypeVar("T")
+STORE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between tries of a refused save
 
 
 class WorkSource(Protocol):
@@ -204,25 +207,17 @@ class Orchestrator:
             message = str(e)
             update_manager(self.store, job_id, lambda m: self._finish(m, FAILED, message))
             return
-        status, error = SUCCEEDED, None
         for index in range(manager.resume_from, len(definition.steps)):
             if cancel_event.is_set() or manager.cancel_requested:
-                status, error = CANCELLED, "cancelled"
-                break
-            step_status, step_error = self._run_step(manager, definition, index, cancel_event)
-            if step_status is None:
-                return  # lost ownership of the step: whoever took it finishes the job
-            manager = get_manager(self.store, job_id)
-            if step_status in (FAILED, ABANDONED):
-                status, error = (
-                    FAILED,
-                    f"step {definition.steps[index].name!r} failed: {step_error}",
+                update_manager(
+                    self.store, job_id, lambda m: self._finish(m, CANCELLED, "cancelled")
                 )
-                break
-            if step_status == CANCELLED:
-                status, error = CANCELLED, "cancelled"
-                break
-        update_manager(self.store, job_id, lambda m: self._finish(m, status, error))
+                return
+            after = self._run_step(manager, definition, index, cancel_event)
+            if after is None or after.status != RUNNING:
+                return  # lost the step to another writer, or its outcome ended the job
+            manager = after
+        update_manager(self.store, job_id, lambda m: self._finish(m, SUCCEEDED, None))
 
     def _finish(self, m: Manager, status: str, error: str | None) -> list[Aggregate]:
         self._check_owner(m)
@@ -240,7 +235,8 @@ class Orchestrator:
         definition: JobDefinition,
         index: int,
         cancel_event: threading.Event,
-    ) -> tuple[str | None, str | None]:
+    ) -> Manager | None:
+        """Run one step; return the job as its outcome left it (None: lost)."""
         job_id = str(manager.id)
         name = definition.steps[index].name
         step_holder: list[StepJob] = []
@@ -254,26 +250,61 @@ class Orchestrator:
             return [step]
 
         update_manager(self.store, job_id, start)
-        step = step_holder[0]
-        recorder = StepRecorder(self.store, step, self.console, self.flusher.wake)
+        recorder = StepRecorder(self.store, step_holder[0], self.console, self.flusher.wake)
         self.flusher.add(recorder)
-        status, error, tb = self._call_step(
-            recorder, definition, manager.params, cancel_event, index
-        )
-        self.flusher.remove(recorder)
-        if recorder.lost:
-            return None, None
         try:
-            recorder.complete(status, error, tb)
-        except Exception:
-            return None, None
-        update_manager(self.store, job_id, lambda m: self._step_finished(m, index, status))
-        return status, error
+            status, error, tb = self._call_step(
+                recorder, definition, manager.params, cancel_event, index
+            )
+            recorder.close()
+        finally:
+            self.flusher.remove(recorder)
+        if recorder.lost:
+            return None
+        if recorder.failure is not None:
+            status, error, tb = FAILED, recorder.failure, None
+            if recorder.unstored:
+                error += f"; {recorder.unstored} line(s) could not be stored"
+        outcome = StepOutcome(str(recorder.step.id), index, status, error, tb)
+        return self._record_outcome(job_id, definition, outcome)
 
-    def _step_finished(self, m: Manager, index: int, status: str) -> list[Aggregate]:
-        self._check_owner(m)
-        m.step_finished(index, status)
-        return []
+    def _record_outcome(
+        self, job_id: str, definition: JobDefinition, outcome: StepOutcome
+    ) -> Manager | None:
+        """Save the step's StepCompleted, the job's record of it and, when the
+        step decides it, the job's end in ONE transaction: no crash can leave
+        a finished step that the job does not know about (and would run again).
+        A store that refuses the save (disk full) is tried again for a while."""
+        saved: list[Manager] = []
+
+        def change(m: Manager) -> list[Aggregate]:
+            self._check_owner(m)
+            step = get_step(self.store, outcome.step_job_id)
+            if step.status != RUNNING:
+                raise JobLost(f"step {step.id} was closed by another writer")
+            step.complete(outcome.status, outcome.error, outcome.traceback)
+            m.step_finished(outcome.index, outcome.status)
+            name = definition.steps[outcome.index].name
+            if outcome.status in (FAILED, ABANDONED):
+                m.complete(FAILED, f"step {name!r} failed: {outcome.error}")
+            elif outcome.status == CANCELLED:
+                m.complete(CANCELLED, "cancelled")
+            elif outcome.index == len(definition.steps) - 1:
+                m.complete(SUCCEEDED)
+            saved[:] = [m]
+            return [step]
+
+        for delay in STORE_RETRY_DELAYS:
+            try:
+                update_manager(self.store, job_id, change)
+                return saved[0]
+            except (JobLost, NotFound, Conflict):
+                raise
+            except Exception:
+                log.exception("could not record the end of step %s", outcome.step_job_id)
+                if self._stop.wait(delay):
+                    break
+        return None  # left running: the reaper closes it when the store works again
 
     def _call_step(
         self,
@@ -283,7 +314,9 @@ class Orchestrator:
         cancel_event: threading.Event,
         index: int,
     ) -> tuple[str, str | None, str | None]:
-        """Run the step function with this step current, so its logging lands here."""
+        """Run the step function with this step current, so its logging lands
+        here. Whatever it raises, ``SystemExit`` and ``KeyboardInterrupt``
+        included, ends this step and nothing else."""
         fn = definition.steps[index].fn
         token = current_step.set(recorder)
         try:
@@ -295,15 +328,24 @@ class Orchestrator:
         except Cancelled:
             return CANCELLED, "cancelled", None
         except SkipStep as e:
-            return SKIPPED, str(e) or None, None
-        except Exception as e:
-            error = f"{type(e).__name__}: {e}"
+            return SKIPPED, text(e) or None, None
+        except BaseException as e:
+            error = describe_exception(e)
             logging.getLogger(f"{definition.name}.{definition.steps[index].name}").exception(
                 "step failed: %s", error
             )
-            return FAILED, error, traceback.format_exc()
+            return FAILED, error, format_traceback(e)
         finally:
             current_step.reset(token)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    step_job_id: str
+    index: int
+    status: str
+    error: str | None
+    traceback: str | None
 
 
 class _StepExecutor(ThreadPoolExecutor):

@@ -203,6 +203,7 @@ class ServerProcess:
     port: int
     extra_args: tuple[str, ...] = ()
     command: str = "serve"
+    stdout: str = "log"  # or "closed" (a dead pipe) or "unread" (a pipe nobody reads)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -232,10 +233,13 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 args,
                 cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=out if self.stdout == "log" else subprocess.PIPE,
+                stderr=subprocess.STDOUT if self.stdout == "log" else out,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
+        if self.stdout == "closed":
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
         wait_until(self._ready, 30, 0.05, what=f"{self.command} to start (log: {self.log_path})")
         return self
 
@@ -289,3 +293,17 @@ def pg_store() -> Iterator[str]:
     finally:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
         conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest) -> str | None:
+    """Run the test once on SQLite files (None) and once on PostgreSQL (a URL)."""
+    if request.param == "sqlite":
+        return None
+    request.applymarker(pytest.mark.postgres)
+    return str(request.getfixturevalue("pg_store"))
+
+
+def store_args(store: str | None, data_dir: Path) -> list[str]:
+    """The CLI options that open ``store`` (None: the SQLite files in data_dir)."""
+    return ["--store", store] if store else ["--data-dir", str(data_dir)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from domain.context import StepContext
 from domain.definitions import JobDefinition, Param
@@ -91,3 +92,114 @@ def tricky_fields(ctx: StepContext) -> None:
 
 
 TRICKY = JobDefinition.of("tricky-fields", [tricky_fields])
+
+
+# Hostile steps: ordinary mistakes of real step code. Each case says how many
+# lines its logging calls made; the test checks the step holds exactly those
+# (plus the lines steptrail adds and names: a failure's ERROR line, a bad
+# progress value's WARNING line).
+
+
+class RaisingStr:
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this object raises")
+
+
+class RaisingBoth(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() raises")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr() raises")
+
+
+class RaisingRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr() raises")
+
+
+NASTY = "nul \x00, lone \udce9 surrogate, C1 \x85\x9b2J, bell \x07, esc \x1b]0;title\x07"
+
+
+def _bad_progress(ctx: StepContext) -> None:
+    ctx.log.info("before bad progress")
+    ctx.progress(float("nan"), 10)
+    ctx.progress(float("inf"), float("-inf"))
+    ctx.progress("3", "ten")  # type: ignore[arg-type]
+    ctx.progress(None, None)  # type: ignore[arg-type]
+    ctx.progress(5, 10, NASTY)
+
+
+def _bad_text(ctx: StepContext) -> None:
+    plain = logging.getLogger("tests.hostile")
+    ctx.log.info(NASTY, **{"field \x00 \udce9": NASTY, "n": float("nan")})
+    plain.warning("%s and %r", NASTY, NASTY)
+    logging.getLogger("tests.\udce9\x00").error("logger name with a surrogate")
+
+
+def _bad_logging_calls(ctx: StepContext) -> None:
+    log = logging.getLogger("tests.hostile")
+    log.info("%d", "x")  # format mismatch
+    log.info("%s %s", "one")  # too few arguments
+    log.info("%(missing)s", {"a": 1})  # missing key
+    log.info(RaisingStr())  # the message itself cannot be made text
+    log.info("argument %s", RaisingStr())  # an argument whose str() raises
+    ctx.log.info("field whose repr raises", thing=RaisingRepr())
+    log.info("fine")
+
+
+def _raise_surrogate(ctx: StepContext) -> None:
+    ctx.log.info("about to raise")
+    raise ValueError("cannot open caf\udce9.txt: \x00")
+
+
+def _raise_unprintable(ctx: StepContext) -> None:
+    ctx.log.info("about to raise")
+    raise RaisingBoth()
+
+
+def _sys_exit(ctx: StepContext) -> None:
+    ctx.log.info("about to exit")
+    sys.exit(3)
+
+
+def _keyboard_interrupt(ctx: StepContext) -> None:
+    ctx.log.info("about to interrupt")
+    raise KeyboardInterrupt
+
+
+HOSTILE_CASES = {
+    "bad-progress": _bad_progress,
+    "bad-text": _bad_text,
+    "bad-logging-calls": _bad_logging_calls,
+    "raise-surrogate": _raise_surrogate,
+    "raise-unprintable": _raise_unprintable,
+    "sys-exit": _sys_exit,
+    "keyboard-interrupt": _keyboard_interrupt,
+}
+
+
+def hostile(ctx: StepContext) -> None:
+    HOSTILE_CASES[ctx.params["case"]](ctx)
+
+
+HOSTILE = JobDefinition.of("hostile", [hostile, done], [Param("case", str, "bad-text")])
+
+
+def many_steps(ctx: StepContext) -> None:
+    ctx.log.info("step %d", ctx.step_index)
+
+
+MANY_STEPS = JobDefinition.of(
+    "many-steps", [(f"s{i:03d}", many_steps) for i in range(120)], max_attempts=1
+)
+
+
+def fill_disk(ctx: StepContext) -> None:
+    """20 KB lines until the store refuses them (a disk that fills up)."""
+    for i in range(5000):
+        ctx.log.info("%05d %s", i, "x" * 20_000)
+        ctx.check_cancelled()
+
+
+FILL_DISK = JobDefinition.of("fill-disk", [fill_disk])

@@ -28,7 +28,12 @@ def test_ten_thousand_lines_are_all_in_their_step(server: LiveServer) -> None:
     assert lines[1]["fields"] == {"i": 2} and lines[0]["logger"] == "tests.burst"
 
     prefix = f"[{job['id'][:8]}/burst#1]"
-    console = [ln for ln in server.console.getvalue().splitlines() if prefix in ln]
+
+    def console_lines() -> list[str]:
+        return [ln for ln in server.console.getvalue().splitlines() if prefix in ln]
+
+    # the console prints from a thread of its own, after the lines are stored
+    console = wait_until(lambda: len(console_lines()) >= N and console_lines(), what="console")
     assert len(console) == N
     assert [int(re.search(r"\]\s+(\d+) ", ln).group(1)) for ln in console] == list(range(1, N + 1))
 
