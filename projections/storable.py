@@ -1,10 +1,12 @@
 """Values from stored events made storable in every read-model database.
 
-Events written by older code (or by hand) may hold what a database refuses:
-NUL in text (PostgreSQL), lone surrogates (invalid UTF-8 for both), NaN or
-strings as numbers. The projector passes every value through here, so such an
-event still becomes rows. Text is escaped visibly (``\\x00``, ``\\udce9``),
-never dropped; each function is deterministic, so a rebuild gives the same rows.
+New events hold only storable values (domain/values.py). Events written by
+older code (or by hand) may still hold what a database refuses: NUL in text
+(PostgreSQL), lone surrogates (invalid UTF-8 for both), NaN or strings as
+numbers. The projector passes every value through here, so such an event still
+becomes rows. Text is escaped visibly (``\\x00``, ``\\udce9``) as the domain
+escapes it, never dropped; each function is deterministic, so a rebuild gives
+the same rows.
 """
 
 from __future__ import annotations
@@ -16,17 +18,10 @@ from typing import Any
 
 import orjson
 
+from domain.values import storable_text as text
+
 # JSON escapes PostgreSQL's jsonb refuses and SQLite turns into invalid text.
 _BAD_JSON_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
-
-
-def text(value: str) -> str:
-    """``value`` with NUL and lone surrogates escaped (``\\x00``, ``\\udce9``)."""
-    if "\x00" in value:
-        value = value.replace("\x00", "\\x00")
-    if value.isascii():
-        return value
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def value(v: Any) -> Any:
