@@ -16,8 +16,12 @@ from starlette.staticfiles import StaticFiles
 
 from api.auth import TokenAuth
 from api.errors import EXCEPTION_HANDLERS
+from api.guards import RequestGuard
+from api.headers import SecurityHeaders
 from api.jsonresponse import json_response
+from api.limits import BodyLimit, StreamCap
 from api.openapi import OPENAPI
+from api.policy import Policy
 from api.routes import ROUTES
 from api.runtime import Runtime
 from api.stream import stream
@@ -33,10 +37,29 @@ async def openapi(_: Request) -> Response:
     return json_response(OPENAPI)
 
 
-def create_app(rt: Runtime, manage_lifecycle: bool = True, token: str | None = None) -> Starlette:
+def _middleware(token: str | None, policy: Policy) -> list[Middleware]:
+    """Outermost first: every answer gets the security headers, refusals
+    included; who may ask is checked before the token, the token before any
+    body is read or stream opened."""
+    return [
+        Middleware(SecurityHeaders),
+        Middleware(RequestGuard, host_names=policy.host_names()),
+        *([Middleware(TokenAuth, token=token)] if token else []),
+        Middleware(BodyLimit, max_bytes=policy.max_body_bytes, timeout=policy.body_seconds),
+        Middleware(StreamCap, per_client=policy.max_streams_per_client),
+    ]
+
+
+def create_app(
+    rt: Runtime,
+    manage_lifecycle: bool = True,
+    token: str | None = None,
+    policy: Policy | None = None,
+) -> Starlette:
     """``manage_lifecycle``: start the runtime when the server starts and stop
     it when the server stops (tests that share a runtime pass False).
-    ``token``: require it on the API and the stream (see api/auth.py)."""
+    ``token``: require it on the API and the stream (see api/auth.py).
+    ``policy``: hosts, body size and streams accepted (see api/policy.py)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -57,7 +80,7 @@ def create_app(rt: Runtime, manage_lifecycle: bool = True, token: str | None = N
             Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[Middleware(TokenAuth, token=token)] if token else [],
+        middleware=_middleware(token, policy or Policy()),
         lifespan=lifespan,
     )
     app.state.runtime = rt

@@ -19,20 +19,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.cli_history import register as register_history_commands
 from api.cli_options import add_store_args
+from api.httpserver import server_config
+from api.policy import ANY_HOST, Policy
 from api.runtime import DataDirInUse, Runtime, Settings
-from domain.builtin_jobs import builtin_registry
-from domain.definitions import Registry
 from domain.store import parse_store
+from domain.terminal import COLOR_CHOICES
 from projections.integrity import StoreDamaged
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def _registry(jobs: Sequence[str]) -> Registry:
-    registry = builtin_registry()
-    for module_or_file in jobs:
-        registry.load(module_or_file)
-    return registry
 
 
 def _param_value(raw: str) -> Any:
@@ -56,10 +50,12 @@ def _params(pairs: Sequence[str]) -> dict[str, Any]:
 def _runtime(args: argparse.Namespace, workers: bool) -> Runtime | None:
     settings = Settings(
         location=parse_store(args.store, args.data_dir),
-        registry=_registry(args.jobs),
+        job_sources=tuple(args.jobs),
         workers=workers,
         concurrency=args.concurrency,
         lease_seconds=args.lease,
+        cancel_grace=args.cancel_grace,
+        console_color=args.color,
     )
     try:
         return Runtime(settings)
@@ -82,6 +78,26 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _policy(args: argparse.Namespace) -> Policy:
+    """The names ``--host`` and ``--allowed-hosts`` give, beyond loopback."""
+    hosts = [h.strip() for h in args.allowed_hosts.split(",") if h.strip()]
+    if args.host not in ("0.0.0.0", "::", ""):
+        hosts.append(args.host)
+    return Policy(
+        allowed_hosts=tuple(hosts),
+        max_body_bytes=args.max_body_bytes,
+        body_seconds=args.header_timeout,
+        max_streams_per_client=args.max_streams_per_client,
+    )
+
+
+def _token_source(args: argparse.Namespace) -> str:
+    """Where the token came from, to print instead of the token."""
+    if args.token == os.environ.get("STEPTRAIL_TOKEN"):
+        return "the STEPTRAIL_TOKEN environment variable"
+    return "--token"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
 
@@ -90,13 +106,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "steptrail: serving beyond loopback needs --token (or STEPTRAIL_TOKEN)", file=sys.stderr
         )
         return 2
+    policy = _policy(args)
+    if not args.token and ANY_HOST in policy.host_names():
+        # Any name includes one a foreign site re-points at this machine (DNS rebinding).
+        print("steptrail: --allowed-hosts '*' needs --token (or STEPTRAIL_TOKEN)", file=sys.stderr)
+        return 2
     rt = _runtime(args, workers=not args.no_workers)
     if rt is None:
         return 2
-    app = create_app(rt, token=args.token)
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3
-    )
+    app = create_app(rt, token=args.token, policy=policy)
+    config = server_config(app, args.host, args.port, args.keep_alive_timeout, args.header_timeout)
     server = uvicorn.Server(config)
 
     if args.demo:
@@ -109,8 +128,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         server.startup = startup  # type: ignore[method-assign]
     where = rt.location.postgres_url or rt.location.data_dir
-    page = f"http://{args.host}:{args.port}/" + (f"?token={args.token}" if args.token else "")
+    page = f"http://{args.host}:{args.port}/"
     say(f"steptrail: serving the queue page at {page} (data in {where})")
+    if not _is_loopback(args.host):
+        names = ", ".join(sorted(policy.host_names()))
+        say(f"steptrail: answering to the host names {names} (add more with --allowed-hosts)")
+    if args.token:
+        say(
+            f"steptrail: the API needs the token given by {_token_source(args)}"
+            " (the page asks for it)"
+        )
     server.run()
     return 0
 
@@ -158,7 +185,7 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=int,
         default=int(os.environ.get("STEPTRAIL_CONCURRENCY", "2")),
-        help="jobs run at once by this process",
+        help="worker processes: steps run at once by this process",
     )
     p.add_argument(
         "--jobs",
@@ -171,6 +198,56 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=float(os.environ.get("STEPTRAIL_LEASE_SECONDS", "15")),
         help="seconds without a heartbeat before a step is abandoned",
+    )
+    p.add_argument(
+        "--cancel-grace",
+        type=float,
+        default=float(os.environ.get("STEPTRAIL_CANCEL_GRACE", "5")),
+        help="seconds a cancelled or timed-out step has to stop before its worker is stopped",
+    )
+    p.add_argument(
+        "--color",
+        choices=COLOR_CHOICES,
+        default=os.environ.get("STEPTRAIL_COLOR", "auto"),
+        help="colours in the console's log lines: auto (on a terminal), always or never",
+    )
+
+
+def _add_protection_args(p: argparse.ArgumentParser) -> None:
+    """What ``serve`` accepts from the network (see api/policy.py, api/httpserver.py)."""
+    env = os.environ.get
+    p.add_argument(
+        "--allowed-hosts",
+        default=env("STEPTRAIL_ALLOWED_HOSTS", ""),
+        metavar="NAME[,NAME...]",
+        help="host names to answer to besides localhost, 127.0.0.1, ::1 and --host (* = any)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=int(env("STEPTRAIL_MAX_BODY_BYTES", str(Policy.max_body_bytes))),
+        help="larger request bodies are refused (413) unread",
+    )
+    p.add_argument(
+        "--max-streams-per-client",
+        type=int,
+        default=int(env("STEPTRAIL_MAX_STREAMS_PER_CLIENT", str(Policy.max_streams_per_client))),
+        help="open /api/stream connections per client address (more: 429)",
+    )
+    p.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=float(env("STEPTRAIL_KEEP_ALIVE_TIMEOUT", "5")),
+        metavar="SECONDS",
+        help="close a connection idle this long after a response",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=float(env("STEPTRAIL_HEADER_TIMEOUT", "10")),
+        metavar="SECONDS",
+        help="close a connection whose request head, or then its body, has not arrived whole"
+        " in this time",
     )
 
 
@@ -187,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("STEPTRAIL_TOKEN"),
         help="require this bearer token on the API and stream",
     )
+    _add_protection_args(serve)
     serve.add_argument("--demo", action="store_true", help="submit the demo job at start")
     serve.add_argument("--no-workers", action="store_true", help="API and page only")
     serve.set_defaults(fn=cmd_serve)

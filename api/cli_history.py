@@ -25,6 +25,7 @@ from api.cli_options import add_store_args
 from api.tail import READ_TIMEOUT, JobNotFound, Lost, Tail
 from domain.commands import NotFound
 from domain.store import JobStore, StoreLocation, parse_store
+from domain.terminal import COLOR_CHOICES, for_terminal, use_colour
 from projections.database import Database, PostgresDatabase, SQLiteDatabase
 from projections.history import job_events
 from projections.integrity import StoreDamaged, check_event_file, sqlite_damage
@@ -121,7 +122,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                 out.append(_event_line(event, names))
                 out += [_line_text(line) for line in event["payload"].get("lines", ())]
             if out:
-                print("\n".join(out))
+                print(for_terminal("\n".join(out), colour=False))
             if not page["has_more"]:
                 return 0
             after = page["next_after"]
@@ -196,7 +197,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
     with httpx.Client(base_url=args.url, headers=headers, timeout=timeout) as client:
         try:
-            return Tail(client, args.job_id, args.step, sys.stdout, args.reconnect).run()
+            colour = use_colour(args.color, sys.stdout)
+            return Tail(client, args.job_id, args.step, sys.stdout, args.reconnect, colour).run()
         except (JobNotFound, httpx.HTTPStatusError) as e:
             raise Unusable(str(e)) from None
         except Lost as e:
@@ -262,5 +264,11 @@ def register(sub: Any, default_url: str) -> None:
         default=60.0,
         metavar="SECONDS",
         help="how long to keep trying to reach a server that went away (default 60)",
+    )
+    tail.add_argument(
+        "--color",
+        choices=COLOR_CHOICES,
+        default=os.environ.get("STEPTRAIL_COLOR", "auto"),
+        help="keep the lines' colours: auto (on a terminal), always or never",
     )
     tail.set_defaults(fn=_guarded(cmd_tail))

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from api.headers import SECURITY_HEADERS
 from api.jsonresponse import json_response
 
 log = logging.getLogger("steptrail.api")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.headers = headers
 
 
 def bad_request(message: str, field: str | None = None) -> ApiError:
@@ -37,9 +48,18 @@ def _body(code: str, message: str, field: str | None) -> dict[str, object]:
     return {"error": error}
 
 
+def error_response(exc: ApiError) -> Response:
+    return json_response(_body(exc.code, exc.message, exc.field), exc.status, exc.headers)
+
+
+async def refuse(error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a request with ``error`` from a middleware, before any route runs."""
+    await error_response(error)(scope, receive, send)
+
+
 async def api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return json_response(_body(exc.code, exc.message, exc.field), exc.status)
+    return error_response(exc)
 
 
 async def http_error(_: Request, exc: Exception) -> Response:
@@ -49,8 +69,11 @@ async def http_error(_: Request, exc: Exception) -> Response:
 
 
 async def server_error(_: Request, exc: Exception) -> Response:
+    # Made outside every middleware, this answer carries the security headers itself.
     log.exception("unhandled error", exc_info=exc)
-    return json_response(_body("internal", f"{type(exc).__name__}: {exc}", None), 500)
+    return json_response(
+        _body("internal", f"{type(exc).__name__}: {exc}", None), 500, SECURITY_HEADERS
+    )
 
 
 EXCEPTION_HANDLERS = {ApiError: api_error, HTTPException: http_error, Exception: server_error}

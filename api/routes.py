@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -183,8 +184,17 @@ async def download_step_logs(request: Request) -> Response:
     name = f"{step['name']}-attempt{step['attempt']}-{step_job_id[:8]}.{ext}"
     media = "application/x-ndjson" if fmt == "ndjson" else "text/plain; charset=utf-8"
     return StreamingResponse(
-        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        body(), media_type=media, headers={"Content-Disposition": _attachment(name)}
     )
+
+
+def _attachment(name: str) -> str:
+    """RFC 6266: any name as ``filename*`` (UTF-8, percent-encoded), and an
+    ASCII stand-in as ``filename`` for clients that know only that one."""
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 async def all_logs(request: Request) -> Response:

@@ -7,15 +7,20 @@ import fcntl
 import logging
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from pathlib import Path
 from typing import IO, TextIO
 
+from domain.builtin_jobs import load_registry
 from domain.commands import JobCommands
 from domain.console import ConsoleEcho
 from domain.definitions import Registry
 from domain.logbridge import install as install_log_bridge
 from domain.orchestrator import Orchestrator
 from domain.store import JobStore, StoreLocation
+from domain.terminal import for_terminal, use_colour
+from domain.worker import WorkerSpec
+from projections.console_feed import ConsoleFeed
 from projections.database import PostgresDatabase, SQLiteDatabase
 from projections.integrity import check_event_file, check_postgres_readmodel, open_sqlite_readmodel
 from projections.notifier import PositionNotifier
@@ -34,12 +39,21 @@ class DataDirInUse(RuntimeError):
 @dataclass
 class Settings:
     location: StoreLocation
-    registry: Registry
+    job_sources: tuple[str, ...] = ()  # --jobs modules and files (built-ins are always there)
     workers: bool = True
-    concurrency: int = 2
+    concurrency: int = 2  # worker processes, each running one step at a time
     lease_seconds: float = 15.0
+    cancel_grace: float = 5.0  # seconds a step asked to stop has before its worker is stopped
     console: TextIO | None = field(default_factory=lambda: sys.stdout)
+    console_color: str = "auto"  # auto | always | never: see domain/terminal.py use_colour
     capture_level: int = logging.DEBUG
+
+    @cached_property
+    def registry(self) -> Registry:
+        return load_registry(self.job_sources)
+
+    def worker_spec(self) -> WorkerSpec:
+        return WorkerSpec(self.location, self.job_sources, self.capture_level)
 
 
 class Runtime:
@@ -78,11 +92,21 @@ class Runtime:
             self.runner = ProjectionRunner(self.store, self.readmodel, self.notifier)
         self.queries = Queries(self.db, self.notifier)
         self.commands = JobCommands(self.store, settings.registry)
+        if settings.console is not None:
+            colour = use_colour(settings.console_color, settings.console)
+            echo = ConsoleEcho(settings.console, partial(for_terminal, colour=colour))
+            feed = ConsoleFeed(echo, self.queries.get_step)
+            self.runner.on_applied(feed.applied)
         self.orchestrator: Orchestrator | None = None
         if settings.workers:
-            console = ConsoleEcho(settings.console) if settings.console else None
             self.orchestrator = Orchestrator(
-                self.commands, self.queries, settings.concurrency, console, settings.lease_seconds
+                self.commands,
+                self.queries,
+                settings.worker_spec(),
+                settings.concurrency,
+                settings.lease_seconds,
+                settings.cancel_grace,
+                on_saved=self.runner.wake,
             )
 
     @staticmethod

@@ -5,7 +5,8 @@ seq order: first what the read model already has (``/api/steps/{id}/logs``),
 then what the stream (``/api/stream``) brings, resuming after the last
 position received when the connection drops (a server restart), and printing
 each seq once. It exits when the job has ended and every line is printed: 0
-if the job succeeded, 1 if it failed or was cancelled.
+if the job succeeded, 1 if it failed or was cancelled. Lines go through
+:func:`domain.terminal.for_terminal`: nothing in them can drive the terminal.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import orjson
 from httpx_sse import connect_sse
 
 from domain.aggregates import JOB_FINAL, STEP_FINAL, SUCCEEDED
+from domain.console import console_line
+from domain.terminal import for_terminal
 
 PAGE = 5000
 READ_TIMEOUT = 30.0  # the stream pings every 10 s: silence this long means it is gone
@@ -39,9 +42,8 @@ def line_text(job_id: str, line: dict[str, Any]) -> str:
     """The server console's format: time, level, job/step#attempt, seq, logger."""
     clock = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).astimezone()
     where = f"[{job_id[:8]}/{line['step_name']}#{line['attempt']}]"
-    message = line["message"].replace("\n", "\n    ")
-    return (
-        f"{clock:%H:%M:%S} {line['level']:<8} {where} {line['seq']:>6} {line['logger']}: {message}"
+    return console_line(
+        f"{clock:%H:%M:%S}", line["level"], where, line["seq"], line["logger"], line["message"]
     )
 
 
@@ -53,12 +55,14 @@ class Tail:
         step_name: str | None,
         out: TextIO,
         reconnect_seconds: float,
+        colour: bool = False,
     ) -> None:
         self.client = client
         self.job_id = job_id
         self.step_name = step_name
         self.out = out
         self.reconnect_seconds = reconnect_seconds
+        self.colour = colour
         self.job: dict[str, Any] = {}
         self.steps: dict[str, dict[str, Any]] = {}  # latest row of each step job
         self.printed: dict[str, int] = {}  # last seq printed, per step job
@@ -136,7 +140,9 @@ class Tail:
         last = self.printed.get(step_job_id, 0)
         fresh = [line for line in lines if line["seq"] > last]  # each seq once
         if fresh:
-            self.out.write("".join(line_text(self.job_id, x) + "\n" for x in fresh))
+            self.out.write(
+                "".join(for_terminal(line_text(self.job_id, x), self.colour) + "\n" for x in fresh)
+            )
             self.out.flush()
             self.printed[step_job_id] = fresh[-1]["seq"]
 

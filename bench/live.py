@@ -222,6 +222,7 @@ class Server:
         self.base_url = f"http://127.0.0.1:{self.port}"
         args = [sys.executable, "-m", "api.cli", "serve", "--data-dir", str(data_dir)]
         args += ["--port", str(self.port), "--jobs", __file__]
+        args += ["--max-streams-per-client", "1000"]  # every client here is 127.0.0.1
         self.log = (data_dir.parent / "server.log").open("wb")
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from domain.context import StepContext
@@ -21,15 +22,34 @@ _LEVELS = {
 }
 
 
+# Bounds on the demo's params: each is what a demo can sensibly use, and keeps
+# one submitted job from taking the server's memory or a worker forever.
+MAX_LINES = 1_000_000
+MAX_RATE = 1_000_000.0
+MAX_MIX_WEIGHT = 1000  # the pattern is expanded in memory: a weight is a list length
+
+
 def _parse_mix(mix: str) -> list[int]:
     """``"info:3,error:1"`` -> [INFO, INFO, INFO, ERROR]: a repeating pattern."""
-    pattern: list[int] = []
+    parts = []
     for part in mix.split(","):
         name, _, weight = part.strip().partition(":")
         if name.lower() not in _LEVELS:
-            raise ValueError(f"unknown level {name!r} in mix {mix!r}")
-        pattern += [_LEVELS[name.lower()]] * int(weight or 1)
-    return pattern
+            raise ValueError(f"has an unknown level {name[:40]!r}; levels: {', '.join(_LEVELS)}")
+        if not (weight or "1").isdigit() or int(weight or 1) < 1:
+            raise ValueError(f"has a weight {weight[:40]!r} that is not a positive integer")
+        parts.append((_LEVELS[name.lower()], int(weight or 1)))
+    if sum(weight for _, weight in parts) > MAX_MIX_WEIGHT:
+        raise ValueError(f"has weights adding up to more than {MAX_MIX_WEIGHT}")
+    return [level for level, weight in parts for _ in range(weight)]
+
+
+def _within(low: float, high: float) -> Callable[[float], None]:
+    def check(value: float) -> None:
+        if not low <= value <= high:  # also refuses NaN
+            raise ValueError(f"must be between {low:.15g} and {high:.15g}, got {value:.15g}")
+
+    return check
 
 
 def _chatter(ctx: StepContext, what: str) -> None:
@@ -87,9 +107,15 @@ DEMO = JobDefinition.of(
     "demo",
     [extract, transform, load, report],
     params=[
-        Param("lines", int, 200, "lines each step logs"),
-        Param("rate", float, 25.0, "lines per second per step (0 = as fast as possible)"),
-        Param("mix", str, DEFAULT_MIX, "level mix, e.g. info:3,error:1"),
+        Param("lines", int, 200, "lines each step logs", _within(0, MAX_LINES)),
+        Param(
+            "rate",
+            float,
+            25.0,
+            "lines per second per step (0 = as fast as possible)",
+            _within(0, MAX_RATE),
+        ),
+        Param("mix", str, DEFAULT_MIX, "level mix, e.g. info:3,error:1", _parse_mix),
         Param("fail_step", str, "", "name of a step that should fail at its end"),
     ],
     description="Four steps that log at a set rate and level mix and report progress.",
@@ -159,4 +185,13 @@ def builtin_registry() -> Registry:
     registry = Registry()
     registry.register(DEMO)
     registry.register(INDEX_FILES)
+    return registry
+
+
+def load_registry(job_sources: Iterable[str] = ()) -> Registry:
+    """The built-in definitions and those of every ``--jobs`` module or file
+    (the server and every worker process load the same ones)."""
+    registry = builtin_registry()
+    for module_or_file in job_sources:
+        registry.load(module_or_file)
     return registry

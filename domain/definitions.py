@@ -17,6 +17,9 @@ from typing import Any
 
 StepFunction = Callable[..., Any]
 PARAM_TYPES: dict[type, str] = {int: "integer", float: "number", str: "string", bool: "boolean"}
+# Params are stored in the job's first event and served with the job in every
+# job listing: a string param is bounded like a request body is.
+MAX_STRING_PARAM = 64 * 1024
 
 
 class DefinitionError(ValueError):
@@ -29,30 +32,54 @@ class DefinitionError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
+    """``check``, when given, raises ValueError (its message says why) for a
+    value of the right type that the step cannot take, such as a size that
+    would exhaust memory."""
+
     name: str
     type: type = str
     default: Any = None
     help: str = ""
+    check: Callable[[Any], None] | None = None
 
     def coerce(self, value: Any) -> Any:
-        """Accept only values of the declared JSON type (ints are valid numbers)."""
+        """Accept only values of the declared JSON type (ints are valid numbers),
+        strings up to MAX_STRING_PARAM characters, and what ``check`` passes."""
         ok = isinstance(value, self.type) and not (
             self.type is not bool and isinstance(value, bool)
         )
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if not ok:
-            raise DefinitionError(
-                f"param {self.name!r} must be {PARAM_TYPES[self.type]}, got {value!r}",
-                f"params.{self.name}",
+            value = float(value)
+        elif not ok:
+            raise self._error(f"must be {PARAM_TYPES[self.type]}, got {_shown(value)}")
+        if isinstance(value, str) and len(value) > MAX_STRING_PARAM:
+            raise self._error(
+                f"is {len(value)} characters long; at most {MAX_STRING_PARAM} are accepted"
             )
+        if self.check is not None:
+            try:
+                self.check(value)
+            except ValueError as e:
+                raise self._error(str(e)) from None
         return value
+
+    def _error(self, why: str) -> DefinitionError:
+        return DefinitionError(f"param {self.name!r} {why}", f"params.{self.name}")
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: never longer than a line."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
 class Step:
+    """A named step function; ``timeout`` (seconds) overrides the definition's."""
+
     name: str
     fn: StepFunction
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,21 +89,23 @@ class JobDefinition:
     params: tuple[Param, ...] = ()
     description: str = ""
     max_attempts: int = 1  # attempts per step when a worker dies mid-step
+    timeout: float | None = None  # seconds each step may run before it is stopped and failed
 
     @classmethod
     def of(
         cls,
         name: str,
-        steps: Iterable[StepFunction | tuple[str, StepFunction]],
+        steps: Iterable[StepFunction | tuple[str, StepFunction] | Step],
         params: Iterable[Param] = (),
         description: str = "",
         max_attempts: int = 1,
+        timeout: float | None = None,
     ) -> JobDefinition:
-        built = tuple(Step(*s) if isinstance(s, tuple) else Step(s.__name__, s) for s in steps)
+        built = tuple(_step(s) for s in steps)
         names = [s.name for s in built]
         if len(set(names)) != len(names):
             raise ValueError(f"definition {name!r} has duplicate step names: {names}")
-        return cls(name, built, tuple(params), description, max_attempts)
+        return cls(name, built, tuple(params), description, max_attempts, timeout)
 
     @property
     def step_names(self) -> list[str]:
@@ -105,11 +134,20 @@ class JobDefinition:
             "description": self.description,
             "steps": self.step_names,
             "max_attempts": self.max_attempts,
+            "timeout": self.timeout,
             "params": [
                 {"name": p.name, "type": PARAM_TYPES[p.type], "default": p.default, "help": p.help}
                 for p in self.params
             ],
         }
+
+
+def _step(s: StepFunction | tuple[str, StepFunction] | Step) -> Step:
+    if isinstance(s, Step):
+        return s
+    if isinstance(s, tuple):
+        return Step(*s)
+    return Step(s.__name__, s)
 
 
 @dataclass

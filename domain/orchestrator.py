@@ -7,9 +7,6 @@ read, so two workers can never run the same job.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import inspect
 import logging
 import os
 import socket
@@ -17,9 +14,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
@@ -30,20 +26,17 @@ from domain.aggregates import (
     FAILED,
     QUEUED,
     RUNNING,
-    SKIPPED,
     SUCCEEDED,
     Manager,
     StepJob,
 )
 from domain.commands import Conflict, JobCommands, NotFound, get_manager, get_step, update_manager
-from domain.console import ConsoleEcho
-from domain.context import Cancelled, SkipStep, StepContext, current_step
 from domain.definitions import DefinitionError, JobDefinition
-from domain.steprecorder import Flusher, StepRecorder
-from domain.values import describe_exception, format_traceback, text
+from domain.steprun import StepRequest
+from domain.worker import WorkerSpec
+from domain.workerpool import WorkerProcess
 
 log = logging.getLogger("steptrail.orchestrator")
-T = TypeVar("T")
 STORE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between tries of a refused save
 
 
@@ -68,23 +61,31 @@ def new_worker_id() -> str:
 
 
 class Orchestrator:
+    """Runs up to ``concurrency`` jobs at once, each step in one of as many
+    worker processes (see domain/workerpool.py); every decision about a job
+    is taken here, on the aggregates."""
+
     def __init__(
         self,
         commands: JobCommands,
         work: WorkSource,
+        spec: WorkerSpec,
         concurrency: int = 2,
-        console: ConsoleEcho | None = None,
         lease_seconds: float = 15.0,
+        cancel_grace: float = 5.0,
+        on_saved: Callable[[int], None] = lambda _position: None,
     ) -> None:
         self.commands = commands
         self.store = commands.store
         self.registry = commands.registry
         self.work = work
+        self.spec = spec
         self.concurrency = concurrency
-        self.console = console
         self.lease_seconds = lease_seconds
+        self.cancel_grace = cancel_grace
+        self.on_saved = on_saved
         self.worker_id = new_worker_id()
-        self.flusher = Flusher()
+        self.workers: list[WorkerProcess] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._taken: set[str] = set()  # jobs this process is claiming or running
@@ -94,24 +95,24 @@ class Orchestrator:
     # lifecycle
 
     def start(self) -> None:
-        self.flusher.start()
         for i in range(self.concurrency):
-            self._spawn(self._worker_loop, f"steptrail-worker-{i}")
+            worker = WorkerProcess(self.spec, f"steptrail-worker-{i}", self.on_saved)
+            self.workers.append(worker)
+            self._spawn(lambda w=worker: self._worker_loop(w), f"steptrail-worker-{i}")
         self._spawn(self._maintenance_loop, "steptrail-maintenance")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask running steps to stop (they are recorded cancelled) and wait."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask running steps to stop; after the cancel grace their workers are
+        stopped. Steps still running are recorded as interrupted by the stop."""
         self._stop.set()
-        with self._lock:
-            for event in self._cancel_events.values():
-                event.set()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (timeout or self.cancel_grace + 10.0)
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
-        self.flusher.stop()
+        for worker in self.workers:
+            worker.stop()
 
-    def _spawn(self, target: object, name: str) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         self._threads.append(t)
 
@@ -153,14 +154,14 @@ class Orchestrator:
             except Exception:
                 log.exception("maintenance pass failed; will try again")
 
-    def _worker_loop(self) -> None:
+    def _worker_loop(self, worker: WorkerProcess) -> None:
         while not self._stop.is_set():
             job_id = self._take_next()
             if job_id is None:
                 self.work.wait_for_change(0.25)
                 continue
             try:
-                self._run_job(job_id)
+                self._run_job(job_id, worker)
             except JobLost as e:
                 log.warning("%s; leaving it", e)
             except Exception:
@@ -195,7 +196,7 @@ class Orchestrator:
             return None  # another worker claimed it first
         return manager
 
-    def _run_job(self, job_id: str) -> None:
+    def _run_job(self, job_id: str, worker: WorkerProcess) -> None:
         manager = self._claim(job_id)
         if manager is None:
             return
@@ -213,7 +214,7 @@ class Orchestrator:
                     self.store, job_id, lambda m: self._finish(m, CANCELLED, "cancelled")
                 )
                 return
-            after = self._run_step(manager, definition, index, cancel_event)
+            after = self._run_step(manager, definition, index, cancel_event, worker)
             if after is None or after.status != RUNNING:
                 return  # lost the step to another writer, or its outcome ended the job
             manager = after
@@ -235,41 +236,34 @@ class Orchestrator:
         definition: JobDefinition,
         index: int,
         cancel_event: threading.Event,
+        worker: WorkerProcess,
     ) -> Manager | None:
         """Run one step; return the job as its outcome left it (None: lost)."""
         job_id = str(manager.id)
-        name = definition.steps[index].name
+        step_def = definition.steps[index]
         step_holder: list[StepJob] = []
 
         def start(m: Manager) -> list[Aggregate]:
             self._check_owner(m)
             attempt = m.step_attempts[index] + 1
-            step = StepJob(job_id, name, index, attempt, self.worker_id)
-            m.step_started(str(step.id), name, index, attempt)
+            step = StepJob(job_id, step_def.name, index, attempt, self.worker_id)
+            m.step_started(str(step.id), step_def.name, index, attempt)
             step_holder[:] = [step]
             return [step]
 
         update_manager(self.store, job_id, start)
-        recorder = StepRecorder(self.store, step_holder[0], self.console, self.flusher.wake)
-        self.flusher.add(recorder)
-        try:
-            status, error, tb = self._call_step(
-                recorder, definition, manager.params, cancel_event, index
-            )
-            recorder.close()
-        finally:
-            self.flusher.remove(recorder)
-        if recorder.lost:
+        step = step_holder[0]
+        request = StepRequest(str(step.id), definition.name, index, manager.params)
+        timeout = step_def.timeout or definition.timeout
+        result = worker.run(request, cancel_event, self._stop, timeout, self.cancel_grace)
+        if result.lost:
             return None
-        if recorder.failure is not None:
-            status, error, tb = FAILED, recorder.failure, None
-            if recorder.unstored:
-                error += f"; {recorder.unstored} line(s) could not be stored"
-        outcome = StepOutcome(str(recorder.step.id), index, status, error, tb)
-        return self._record_outcome(job_id, definition, outcome)
+        retry = result.retryable and step.attempt < definition.max_attempts
+        outcome = StepOutcome(str(step.id), index, result.status, result.error, result.traceback)
+        return self._record_outcome(job_id, definition, outcome, retry)
 
     def _record_outcome(
-        self, job_id: str, definition: JobDefinition, outcome: StepOutcome
+        self, job_id: str, definition: JobDefinition, outcome: StepOutcome, retry: bool = False
     ) -> Manager | None:
         """Save the step's StepCompleted, the job's record of it and, when the
         step decides it, the job's end in ONE transaction: no crash can leave
@@ -285,7 +279,9 @@ class Orchestrator:
             step.complete(outcome.status, outcome.error, outcome.traceback)
             m.step_finished(outcome.index, outcome.status)
             name = definition.steps[outcome.index].name
-            if outcome.status in (FAILED, ABANDONED):
+            if retry:  # its worker died: the definition allows another attempt
+                m.retry(outcome.index, f"attempt {step.attempt} failed: {outcome.error}")
+            elif outcome.status in (FAILED, ABANDONED):
                 m.complete(FAILED, f"step {name!r} failed: {outcome.error}")
             elif outcome.status == CANCELLED:
                 m.complete(CANCELLED, "cancelled")
@@ -306,38 +302,6 @@ class Orchestrator:
                     break
         return None  # left running: the reaper closes it when the store works again
 
-    def _call_step(
-        self,
-        recorder: StepRecorder,
-        definition: JobDefinition,
-        params: dict[str, object],
-        cancel_event: threading.Event,
-        index: int,
-    ) -> tuple[str, str | None, str | None]:
-        """Run the step function with this step current, so its logging lands
-        here. Whatever it raises, ``SystemExit`` and ``KeyboardInterrupt``
-        included, ends this step and nothing else."""
-        fn = definition.steps[index].fn
-        token = current_step.set(recorder)
-        try:
-            ctx = StepContext(recorder, definition.name, dict(params), cancel_event)
-            result = fn(ctx)
-            if inspect.isawaitable(result):
-                asyncio.run(_await(result))
-            return SUCCEEDED, None, None
-        except Cancelled:
-            return CANCELLED, "cancelled", None
-        except SkipStep as e:
-            return SKIPPED, text(e) or None, None
-        except BaseException as e:
-            error = describe_exception(e)
-            logging.getLogger(f"{definition.name}.{definition.steps[index].name}").exception(
-                "step failed: %s", error
-            )
-            return FAILED, error, format_traceback(e)
-        finally:
-            current_step.reset(token)
-
 
 @dataclass(frozen=True)
 class StepOutcome:
@@ -346,16 +310,3 @@ class StepOutcome:
     status: str
     error: str | None
     traceback: str | None
-
-
-class _StepExecutor(ThreadPoolExecutor):
-    """The default executor of an async step's loop: ``run_in_executor`` threads
-    carry the step's context, so their lines land in the step too."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
-
-
-async def _await(awaitable: object) -> object:
-    asyncio.get_running_loop().set_default_executor(_StepExecutor())
-    return await awaitable  # type: ignore[misc]

@@ -6,7 +6,7 @@ moves them into the aggregate, which numbers them, and saves them as StepLogged
 events. The flush is a group commit: the first line after a quiet spell wakes
 the flusher at once (a quiet step's line is stored within milliseconds), and
 while a save runs the next lines gather into the next event (under load, few
-large events). Lines are echoed to the console only after they are stored.
+large events).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from domain.aggregates import StepJob
-from domain.console import ConsoleEcho
 from domain.store import JobStore
 from domain.values import cut, describe_exception, finite_number, text
 
@@ -46,12 +45,10 @@ class StepRecorder:
         self,
         store: JobStore,
         step: StepJob,
-        console: ConsoleEcho | None,
         wake_flusher: Callable[[], None],
     ) -> None:
         self.store = store
         self.step = step
-        self.console = console
         self.lost = False
         self.failure: str | None = None
         self.closed = False  # set by close(): nothing is stored after the last lines
@@ -63,7 +60,6 @@ class StepRecorder:
         self._lock = threading.RLock()  # guards the aggregate and its saves
         self._last_progress_at = time.monotonic()
         self._warned: set[str] = set()
-        self._where = f"[{step.manager_id[:8]}/{step.step_name}#{step.attempt}]"
 
     @property
     def stopped(self) -> bool:
@@ -156,9 +152,7 @@ class StepRecorder:
         except Exception as e:
             self._store_failed(e)
             return
-        saved, self._unsaved = self._unsaved, []
-        if self.console is not None and saved:
-            self.console.write(self._where, saved)
+        self._unsaved = []
 
     def _store_failed(self, error: Exception) -> None:
         """The store refused a save (disk full, read-only, locked). The

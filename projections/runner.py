@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from domain.store import JobStore
@@ -67,7 +68,12 @@ class ProjectionRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._applied: list[Callable[[Sequence[Positioned]], None]] = []
         store.on_saved(lambda _position: self._wake.set())
+
+    def on_applied(self, listener: Callable[[Sequence[Positioned]], None]) -> None:
+        """Call ``listener(events)`` after each batch this runner applies."""
+        self._applied.append(listener)
 
     def wake(self, _payload: object = None) -> None:
         self._wake.set()
@@ -110,6 +116,11 @@ class ProjectionRunner:
             return 0
         self.readmodel.apply(position, events)
         self.notifier.publish(events[-1][0])
+        for listener in self._applied:
+            try:
+                listener(events)
+            except Exception:  # a listener (the console) never holds the projection up
+                log.exception("a listener of the projection failed at position %s", events[-1][0])
         return len(events)
 
     def _run(self) -> None:

@@ -27,13 +27,12 @@ from sse_starlette.sse import AppStatus
 
 from api.app import create_app
 from api.runtime import Runtime, Settings
-from domain.builtin_jobs import builtin_registry
-from domain.definitions import Registry
 from domain.store import parse_store
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBDEFS = Path(__file__).resolve().parent / "jobdefs.py"
 T = TypeVar("T")
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def wait_until(
@@ -79,15 +78,6 @@ def step_lines(base_url: str, step_id: str, page: int = 5000) -> list[dict[str, 
         after = got["next_after_seq"]
 
 
-def test_registry() -> Registry:
-    registry = builtin_registry()
-    registry.load(str(JOBDEFS))
-    return registry
-
-
-test_registry.__test__ = False  # type: ignore[attr-defined]
-
-
 class ThreadSafeBuffer(io.StringIO):
     def __init__(self) -> None:
         super().__init__()
@@ -120,7 +110,8 @@ class LiveServer:
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.base_url, timeout=30)
+        # The server takes state-changing requests only as JSON, even body-less ones.
+        self.client = httpx.Client(base_url=self.base_url, timeout=30, headers=JSON_HEADERS)
 
     def submit(self, definition: str, **params: Any) -> dict[str, Any]:
         r = self.client.post("/api/jobs", json={"definition": definition, "params": params})
@@ -159,7 +150,7 @@ def start_server(data_dir: Path, **overrides: Any) -> LiveServer:
     token = overrides.pop("token", None)
     settings = Settings(
         location=parse_store(overrides.pop("store", None), data_dir),
-        registry=test_registry(),
+        job_sources=(str(JOBDEFS),),
         console=console,
         **overrides,
     )

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
+import time
+
+import httpx
 
 from domain.context import StepContext
 from domain.definitions import JobDefinition, Param
@@ -203,3 +208,53 @@ def fill_disk(ctx: StepContext) -> None:
 
 
 FILL_DISK = JobDefinition.of("fill-disk", [fill_disk])
+
+
+HOSTILE_TEXT = '<img src=x onerror="window.__pwned=1">'
+
+
+def html_text(ctx: StepContext) -> None:
+    ctx.log.warning(ctx.params["text"], html=ctx.params["text"])
+    ctx.log.info("\x1b[1;31mred\x1b[0m and plain")
+    ctx.log.error("first line\nsecond <script>window.__pwned=2</script>")
+
+
+HTML_TEXT = JobDefinition.of("html-text", [html_text], [Param("text", str, HOSTILE_TEXT)])
+
+
+def _until_stored(ctx: StepContext, lines: int) -> None:
+    """Wait (bounded) until the server's read model holds this step's lines."""
+    url = f"{ctx.params['url']}/api/steps/{ctx.step_job_id}"
+    for noisy in ("httpx", "httpcore"):  # their request lines would land in this step
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    deadline = time.monotonic() + 30
+    while httpx.get(url, timeout=5).json()["last_seq"] < lines:
+        assert time.monotonic() < deadline, "lines not stored in 30 s"
+        time.sleep(0.02)
+
+
+def misbehave(ctx: StepContext) -> None:
+    """What real step code does to its process: crash it, exit it, block it."""
+    how = ctx.params["how"]
+    for i in range(1, 101):
+        ctx.log.info("line %d", i)
+    if how == "abort":
+        _until_stored(ctx, 100)
+        os.abort()  # what a crashing C extension does
+    elif how == "exit-first-attempt" and ctx.attempt == 1:
+        os._exit(3)
+    elif how == "sleep":
+        time.sleep(600)  # never reaches a cancellation check
+    elif how == "hold-the-gil":
+        re.match(r"(a+)+$", "a" * 40 + "b")  # backtracks for ages inside one C call
+
+
+MISBEHAVE = JobDefinition.of(
+    "misbehave",
+    [misbehave, done],
+    [Param("how", str, "sleep"), Param("url", str, "")],
+    max_attempts=2,
+)
+TIMED = JobDefinition.of(
+    "timed", [misbehave], [Param("how", str, "sleep"), Param("url", str, "")], timeout=2
+)

@@ -12,7 +12,14 @@ import httpx
 from domain.store import JobStore, parse_store
 from projections.database import SQLiteDatabase
 from projections.rebuild import compare, rebuild_into
-from tests.conftest import ServerProcess, free_port, get_json, step_lines, wait_until
+from tests.conftest import (
+    JSON_HEADERS,
+    ServerProcess,
+    free_port,
+    get_json,
+    step_lines,
+    wait_until,
+)
 
 
 def _seqs_of(base_url: str, step_id: str) -> list[int]:
@@ -59,7 +66,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         assert len(seqs) == first["counts"]["total"] == first["last_seq"]
         assert seqs[: len(seen_before_kill)] == seen_before_kill, "a flushed line was lost"
 
-        r = httpx.post(f"{proc.base_url}/api/jobs/{job_id}/retry", timeout=10)
+        r = httpx.post(f"{proc.base_url}/api/jobs/{job_id}/retry", timeout=10, headers=JSON_HEADERS)
         assert r.status_code == 202, r.text
         retried = wait_until(
             lambda: (
@@ -71,7 +78,7 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
             what="attempt 2 to start",
         )
         assert [(s["index"], s["attempt"]) for s in retried["steps"]][:2] == [(0, 1), (0, 2)]
-        httpx.post(f"{proc.base_url}/api/jobs/{job_id}/cancel", timeout=10)
+        httpx.post(f"{proc.base_url}/api/jobs/{job_id}/cancel", timeout=10, headers=JSON_HEADERS)
         wait_until(
             lambda: get_json(proc.base_url, f"/api/jobs/{job_id}")["status"] == "cancelled",
             30,

@@ -17,9 +17,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from domain.aggregates import step_job_id_for
-from domain.context import StepContext
-from domain.definitions import JobDefinition, Param
 from tests.conftest import LiveServer, ServerProcess, free_port
+from tests.jobdefs import HOSTILE_TEXT
 
 pytestmark = pytest.mark.browser
 
@@ -70,6 +69,8 @@ def page(browser: Browser) -> Iterator[Page]:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("dialog", lambda d: errors.append(f"a dialog opened: {d.message}"))
+    # Chromium reports every Content-Security-Policy violation on the console.
+    page.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))
     page.set_default_timeout(WAIT_MS)
     yield page
     context.close()
@@ -198,21 +199,8 @@ def test_server_restart_mid_stream_resumes_with_every_line_once(tmp_path: Path, 
         proc.stop()
 
 
-HOSTILE_TEXT = '<img src=x onerror="window.__pwned=1">'
-
-
-def hostile(ctx: StepContext) -> None:
-    ctx.log.warning(ctx.params["text"], html=ctx.params["text"])
-    ctx.log.info("\x1b[1;31mred\x1b[0m and plain")
-    ctx.log.error("first line\nsecond <script>window.__pwned=2</script>")
-
-
-HOSTILE = JobDefinition.of("hostile", [hostile], [Param("text", str, HOSTILE_TEXT)])
-
-
 def test_log_text_is_text_never_html(server: LiveServer, page: Page) -> None:
-    server.runtime.settings.registry.register(HOSTILE)
-    job = server.wait_job(server.submit("hostile")["id"])
+    job = server.wait_job(server.submit("html-text")["id"])
     sid = job["steps"][0]["id"]
     page.goto(f"{server.base_url}/#/jobs/{job['id']}/steps/{sid}")
     wait_count(page, 3)

@@ -12,8 +12,15 @@ export class ApiError extends Error {
 }
 
 function token() {
-  const fromUrl = new URLSearchParams(location.search).get("token");
-  if (fromUrl) sessionStorage.setItem(TOKEN_KEY, fromUrl);
+  const query = new URLSearchParams(location.search);
+  const fromUrl = query.get("token");
+  if (fromUrl) {
+    // Keep it for this tab only, and out of the address bar and history.
+    sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    query.delete("token");
+    const rest = query.toString();
+    history.replaceState(history.state, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+  }
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
@@ -34,7 +41,8 @@ async function request(method, path, params, body) {
   const headers = { Accept: "application/json" };
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // The server takes a state-changing request only as JSON, even without a body.
+  if (method !== "GET") headers["Content-Type"] = "application/json";
   const u = new URL(path, location.origin);
   for (const [k, v] of Object.entries(params || {})) if (v !== null && v !== undefined && v !== "") u.searchParams.set(k, v);
   const r = await fetch(u, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });

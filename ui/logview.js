@@ -44,7 +44,7 @@ export class LogPanel {
     this.loadingMatches = false;
     this.follow = step.status === "running";
     this.selected = null;
-    this.ignoreScroll = false;
+    this.autoTop = 0; // where our own last scroll put the view
     this.frame = null;
     this.build(step);
   }
@@ -231,18 +231,17 @@ export class LogPanel {
     const max = Math.max(0, this.rowCount() * ROW - this.viewport.clientHeight);
     const clamped = Math.max(0, Math.min(max, top));
     this.spacer.style.height = `${this.rowCount() * ROW}px`;
-    if (Math.abs(this.viewport.scrollTop - clamped) >= 1) {
-      this.ignoreScroll = true; // our own scroll must not switch follow off
-      this.viewport.scrollTop = clamped;
-    }
+    if (Math.abs(this.viewport.scrollTop - clamped) >= 1) this.viewport.scrollTop = clamped;
+    this.autoTop = this.viewport.scrollTop;
   }
 
+  // Following stops only when the view moves up from where we last put it:
+  // lines arriving between our scroll and its event (every few ms on a busy
+  // step) must not switch it off, and a user's scroll up always does.
   scrolled() {
-    if (this.ignoreScroll) this.ignoreScroll = false;
-    else {
-      const v = this.viewport;
-      this.follow = v.scrollTop + v.clientHeight >= v.scrollHeight - ROW / 2;
-    }
+    const v = this.viewport;
+    if (v.scrollTop + v.clientHeight >= v.scrollHeight - ROW / 2) this.follow = true;
+    else if (v.scrollTop < this.autoTop - 1) this.follow = false;
     this.schedule();
   }
 
