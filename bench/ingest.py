@@ -1,9 +1,11 @@
 """Ingest benchmark: lines/s from a log call to visible in the read model.
 
-One step logs N lines through plain ``logging``. Baselines on the same lines,
-measured in the same run: Python logging to a file, and raw inserts of the rows
-into the store's database (sqlite3, 100 rows per transaction; or psycopg
-``COPY`` on PostgreSQL). Prints the rates and the ratios.
+One step (in a worker process) logs N lines through plain ``logging``.
+Baselines on the same lines, measured in the same run: a logging call whose
+handler only appends to a list (the ceiling for logging-based capture), Python
+logging to a file, and raw inserts of the rows into the store's database
+(sqlite3, 100 rows per transaction; or psycopg ``COPY`` on PostgreSQL).
+Prints the rates and the ratios.
 
     python bench/ingest.py [--lines 200000] [--store postgresql://user@host/db]
 
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -26,11 +29,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.runtime import Runtime, Settings
-from domain.context import StepContext
-from domain.definitions import JobDefinition, Param, Registry
+from bench.benchjobs import MESSAGE
 from domain.store import parse_store
 
-MESSAGE = "processed record %d of the batch"
+BENCH_JOBS = str(Path(__file__).resolve().parent / "benchjobs.py")
 
 
 def file_logging_rate(n: int, directory: Path) -> float:
@@ -106,23 +108,40 @@ def raw_copy_rate(n: int, store: str) -> float:
         return n / (time.perf_counter() - start)
 
 
+def list_append_rate(n: int) -> float:
+    """A bare logging call whose handler only appends the record to a list:
+    the ceiling for any capture that goes through ``logging``."""
+
+    class ListHandler(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    logger = logging.getLogger("bench.list")
+    logger.propagate = False
+    handler = ListHandler()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    start = time.perf_counter()
+    for i in range(n):
+        logger.info(MESSAGE, i)
+    elapsed = time.perf_counter() - start
+    logger.removeHandler(handler)
+    return n / elapsed
+
+
 def steptrail_rate(n: int, directory: Path, store: str | None) -> tuple[float, float]:
     """Returns (lines/s from the first log call until all are in the read
-    model, seconds from the step's end until all are visible)."""
-    marks: dict[str, float] = {}
-
-    def log_lines(ctx: StepContext) -> None:
-        plain = logging.getLogger("bench.step")
-        marks["start"] = time.perf_counter()
-        for i in range(ctx.params["lines"]):
-            plain.info(MESSAGE, i)
-        marks["end"] = time.perf_counter()
-
-    registry = Registry()
-    registry.register(JobDefinition.of("ingest", [log_lines], [Param("lines", int, n)]))
-    rt = Runtime(
-        Settings(parse_store(store, directory / "data"), registry, console=None, concurrency=1)
+    model, seconds from the step's last line until all are visible). The
+    step runs in a worker process; its first and last lines' timestamps
+    (stored with them) mark when it logged."""
+    settings = Settings(
+        parse_store(store, directory / "data"), (BENCH_JOBS,), console=None, concurrency=1
     )
+    rt = Runtime(settings)
     rt.start()
     try:
         job_id, _ = rt.commands.submit("ingest", {"lines": n})
@@ -135,10 +154,18 @@ def steptrail_rate(n: int, directory: Path, store: str | None) -> tuple[float, f
         # a query that would compete with the pipeline being measured.
         while not visible():
             rt.notifier.wait(rt.notifier.position, 1.0)
-        seen = time.perf_counter()
-        return n / (seen - marks["start"]), seen - marks["end"]
+        seen = time.time()
+        step_id = rt.queries.get_job(job_id)["steps"][0]["id"]  # type: ignore[index]
+        first = rt.queries.step_logs(step_id, 0, 1, None, None)["lines"][0]  # type: ignore[index]
+        last = rt.queries.step_logs(step_id, n - 1, 1, None, None)["lines"][0]  # type: ignore[index]
+        started, ended = _epoch(first["timestamp"]), _epoch(last["timestamp"])
+        return n / (seen - started), seen - ended
     finally:
         rt.stop()
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def main() -> None:
@@ -154,6 +181,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
             file_rate = file_logging_rate(n, directory)
+            ceiling = list_append_rate(n)
             if store:
                 raw_name, raw_rate = "raw psycopg COPY", raw_copy_rate(n, store)
             else:
@@ -163,9 +191,11 @@ def main() -> None:
         if store:
             _drop_schema(store)
     print(f"lines: {n}   store: {'PostgreSQL' if store else 'SQLite files'}")
+    print(f"logging to a list (ceiling)     {ceiling:>10,.0f} lines/s")
     print(f"python logging to a file        {file_rate:>10,.0f} lines/s")
     print(f"{raw_name:<32}{raw_rate:>10,.0f} lines/s")
     print(f"steptrail log call -> read model{end_to_end:>10,.0f} lines/s")
+    print(f"  ratio to logging-to-a-list    {end_to_end / ceiling:>10.2f}x")
     print(f"  ratio to logging-to-file      {end_to_end / file_rate:>10.2f}x")
     print(f"  ratio to {raw_name:<22}{end_to_end / raw_rate:>10.2f}x")
     print(f"  all lines visible {lag * 1000:,.0f} ms after the step ended")
@@ -173,9 +203,9 @@ def main() -> None:
         met = end_to_end >= 25_000
         print(f"target (>= 25,000 lines/s): {'met' if met else 'MISSED'}")
     else:
-        met = end_to_end >= 50_000 and end_to_end >= 0.5 * file_rate and lag <= 1.0
+        met = end_to_end >= 0.7 * ceiling and end_to_end >= 1.5 * file_rate and lag <= 1.0
         verdict = "met" if met else "MISSED"
-        print(f"targets (>= 50,000 lines/s, >= 0.5x file, <= 1 s lag): {verdict}")
+        print(f"targets (>= 0.7x list, >= 1.5x file, <= 1 s lag): {verdict}")
 
 
 def _drop_schema(store: str) -> None:

@@ -33,11 +33,12 @@ from domain.aggregates import (
 from domain.commands import Conflict, JobCommands, NotFound, get_manager, get_step, update_manager
 from domain.definitions import DefinitionError, JobDefinition
 from domain.steprun import StepRequest
+from domain.values import describe_exception
 from domain.worker import WorkerSpec
 from domain.workerpool import WorkerProcess
 
 log = logging.getLogger("steptrail.orchestrator")
-STORE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between tries of a refused save
+MAX_STORE_RETRY_DELAY = 2.0  # seconds between tries of a save the store refused
 
 
 class WorkSource(Protocol):
@@ -86,6 +87,7 @@ class Orchestrator:
         self.on_saved = on_saved
         self.worker_id = new_worker_id()
         self.workers: list[WorkerProcess] = []
+        self.store_error: str | None = None  # the last refused save, until one succeeds
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._taken: set[str] = set()  # jobs this process is claiming or running
@@ -268,7 +270,8 @@ class Orchestrator:
         """Save the step's StepCompleted, the job's record of it and, when the
         step decides it, the job's end in ONE transaction: no crash can leave
         a finished step that the job does not know about (and would run again).
-        A store that refuses the save (disk full) is tried again for a while."""
+        A store that refuses the save (disk full) is tried again until it
+        takes it; meanwhile ``store_error`` says why (shown by /healthz)."""
         saved: list[Manager] = []
 
         def change(m: Manager) -> list[Aggregate]:
@@ -290,17 +293,25 @@ class Orchestrator:
             saved[:] = [m]
             return [step]
 
-        for delay in STORE_RETRY_DELAYS:
+        delay = 0.1
+        while True:
             try:
                 update_manager(self.store, job_id, change)
-                return saved[0]
             except (JobLost, NotFound, Conflict):
                 raise
-            except Exception:
-                log.exception("could not record the end of step %s", outcome.step_job_id)
+            except Exception as e:
+                # The step's end is the one truthful record of it: keep trying
+                # (the space may come back) rather than leave it to be reaped
+                # later under a cause that is not its own.
+                if self.store_error is None:
+                    log.exception("could not record the end of step %s", outcome.step_job_id)
+                self.store_error = describe_exception(e)
                 if self._stop.wait(delay):
-                    break
-        return None  # left running: the reaper closes it when the store works again
+                    return None  # stopping: the next start closes it
+                delay = min(delay * 2, MAX_STORE_RETRY_DELAY)
+                continue
+            self.store_error = None
+            return saved[0]
 
 
 @dataclass(frozen=True)

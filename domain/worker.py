@@ -41,9 +41,13 @@ class WorkerSpec:
     capture_level: int = logging.DEBUG
 
 
+NICENESS = 10  # below the server: CPU-bound steps leave the API and the stream their share
+
+
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """The worker process's entry point: serve step requests until the
     server goes away (its end of the pipe closes)."""
+    os.nice(NICENESS)
     Worker(conn, spec).serve()
 
 

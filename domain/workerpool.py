@@ -44,14 +44,9 @@ class WorkerProcess:
         self.spec = spec
         self.name = name
         self.on_saved = on_saved
-        self.step_job_id: str | None = None
         self._context = multiprocessing.get_context("spawn")  # never fork a threaded server
         self._lock = threading.Lock()
         self.process, self.conn = self._spawn()
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
 
     def _spawn(self) -> tuple[BaseProcess, Connection]:
         parent, child = self._context.Pipe()
@@ -71,20 +66,6 @@ class WorkerProcess:
         grace: float,
     ) -> StepResult:
         """Run one step in the process and return how it ended."""
-        self.step_job_id = request.step_job_id
-        try:
-            return self._watch(request, cancel, stop, timeout, grace)
-        finally:
-            self.step_job_id = None
-
-    def _watch(
-        self,
-        request: StepRequest,
-        cancel: threading.Event,
-        stop: threading.Event,
-        timeout: float | None,
-        grace: float,
-    ) -> StepResult:
         try:
             self.conn.send(("run", request))
         except OSError:

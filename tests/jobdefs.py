@@ -258,3 +258,49 @@ MISBEHAVE = JobDefinition.of(
 TIMED = JobDefinition.of(
     "timed", [misbehave], [Param("how", str, "sleep"), Param("url", str, "")], timeout=2
 )
+
+
+# Terminal escapes in log text, and what a terminal must be shown instead.
+ESCAPE_SEQUENCES = {
+    "OSC 0 (window title)": ("\x1b]0;pwned\x07", "␛]0;pwned␇"),
+    "OSC 8 (hyperlink)": (
+        "\x1b]8;;http://evil.example\x1b\\x\x1b]8;;\x1b\\",
+        "␛]8;;http://evil.example␛\\x␛]8;;␛\\",
+    ),
+    "OSC 52 (clipboard)": ("\x1b]52;c;cm0gLXJm\x07", "␛]52;c;cm0gLXJm␇"),
+    "CSI 2J (clear screen)": ("\x1b[2J", "␛[2J"),
+    "cursor up": ("\x1b[5A", "␛[5A"),
+    "cursor position": ("\x1b[1;1H", "␛[1;1H"),
+    "DCS": ("\x1bP1$r\x1b\\", "␛P1$r␛\\"),
+    "8-bit CSI": ("\x9b2J", "\\x9b2J"),
+    "bare CR": ("safe\rEVIL", "safe␍EVIL"),
+    "backspace and bell": ("a\x08\x07", "a␈␇"),
+    "DEL": ("x\x7f", "x␡"),
+    "SGR with an intermediate is not SGR": ("\x1b[1 m", "␛[1 m"),
+}
+
+
+def escapes(ctx: StepContext) -> None:
+    for what, (raw, _) in ESCAPE_SEQUENCES.items():
+        ctx.log.info("%s: %s", what, raw)
+    ctx.log.info("\x1b[1;31mred\x1b[0m and plain")
+
+
+ESCAPES = JobDefinition.of("escapes", [escapes])
+
+
+def _say_hi(ctx: StepContext) -> None:
+    ctx.log.info("hi from %s", ctx.step_name)
+
+
+ODD_NAMES = ["步骤", 'say "hi"; now', "a/b\\c"]
+NAMES = JobDefinition.of("odd-names", [(name, _say_hi) for name in ODD_NAMES])
+
+
+def _colourful(ctx: StepContext) -> None:
+    ctx.log.info("\x1b[1;32mgreen\x1b[0m and \x1b[38;2;10;20;30mtrue colour", stage="colour")
+    for i in range(50):
+        ctx.log.warning("line %d <b>not bold</b>", i, i=i)
+
+
+COLOURFUL = JobDefinition.of("colourful", [_colourful])

@@ -149,20 +149,24 @@ def test_a_full_disk_fails_the_step_with_the_cause(small_disk: Path) -> None:
         ballast.write_bytes(b"\0" * (free - 3 * 2**20))  # leave 3 MiB
         job_id = server.submit("fill-disk")["id"]
         step_id = wait_until(lambda: server.job(job_id)["step_job_ids"], what="the step")[0]
-        # While the disk is full the read model cannot move either: the step's
-        # end is in the store, and shows once there is room again.
-        store = server.runtime.store
-        ended = wait_until(
-            lambda: (s := get_step(store, step_id)).status != "running" and s, 60, what="step end"
+        # While the disk is full nothing can be written: the step's end is
+        # stored once there is room again, and meanwhile the server says why.
+        orchestrator = server.runtime.orchestrator
+        assert orchestrator is not None
+        wait_until(
+            lambda: (
+                "full" in (orchestrator.store_error or "")
+                or get_step(server.runtime.store, step_id).status != "running"
+            ),
+            60,
+            what="the refused save to be reported",
         )
-        assert ended.status == "failed"
-        assert "could not store the step's events" in ended.error, ended.error
-        assert "database or disk is full" in ended.error, ended.error
-
         ballast.unlink()
         job = server.wait_job(job_id, ("failed",), timeout=30)
         step = job["steps"][0]
-        assert step["status"] == "failed" and step["error"] == ended.error
+        assert step["status"] == "failed"
+        assert step["error"].startswith("could not store the step's events:"), step["error"]
+        assert "database or disk is full" in step["error"], step["error"]
         assert "disk is full" in job["error"]
         stored = step_lines(server.base_url, step["id"])
         assert [x["seq"] for x in stored] == list(range(1, len(stored) + 1))

@@ -18,10 +18,8 @@ from urllib.parse import unquote
 import httpx
 import orjson
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from domain.context import StepContext
-from domain.definitions import JobDefinition
 from tests.conftest import (
     JSON_HEADERS,
     ROOT,
@@ -32,7 +30,7 @@ from tests.conftest import (
     start_server,
     wait_until,
 )
-from tests.test_page import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+from tests.test_page import WAIT_MS, browser  # noqa: F401  (the page tests' Chromium fixture)
 
 EVIL = "http://evil.example"
 TOKEN = "s3cret-token-never-printed"
@@ -285,16 +283,7 @@ def test_the_page_has_nothing_inline() -> None:
         assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|eval\(", js.read_text()), js
 
 
-def _say_hi(ctx: StepContext) -> None:
-    ctx.log.info("hi from %s", ctx.step_name)
-
-
-ODD_NAMES = ["步骤", 'say "hi"; now', "a/b\\c"]
-NAMES = JobDefinition.of("odd-names", [(name, _say_hi) for name in ODD_NAMES])
-
-
 def test_any_step_name_downloads(server: LiveServer) -> None:
-    server.runtime.settings.registry.register(NAMES)
     job = server.wait_job(server.submit("odd-names")["id"])
     for step in job["steps"]:
         for fmt, ext in (("text", "log"), ("ndjson", "ndjson")):
@@ -319,18 +308,10 @@ document.addEventListener("securitypolicyviolation", (e) =>
 """
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def tab(chromium: Browser) -> Iterator[Page]:
+def tab(browser: Browser) -> Iterator[Page]:  # noqa: F811
     """A page that records policy violations; none may happen in a test."""
-    context = chromium.new_context()
+    context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.add_init_script(RECORD_VIOLATIONS)
@@ -344,18 +325,8 @@ def tab(chromium: Browser) -> Iterator[Page]:
     assert [m for m in console if "Content Security Policy" in m] == []
 
 
-def _colourful(ctx: StepContext) -> None:
-    ctx.log.info("\x1b[1;32mgreen\x1b[0m and \x1b[38;2;10;20;30mtrue colour", stage="colour")
-    for i in range(50):
-        ctx.log.warning("line %d <b>not bold</b>", i, i=i)
-
-
-COLOURFUL = JobDefinition.of("colourful", [_colourful])
-
-
 @pytest.mark.browser
 def test_the_page_works_under_its_policy_with_no_violation(server: LiveServer, tab: Page) -> None:
-    server.runtime.settings.registry.register(COLOURFUL)
     job = server.wait_job(server.submit("colourful")["id"])
     sid = job["steps"][0]["id"]
     tab.goto(server.base_url + "/")
@@ -383,11 +354,12 @@ def test_the_page_works_under_its_policy_with_no_violation(server: LiveServer, t
 
 @pytest.mark.browser
 def test_the_policy_is_in_force_and_violations_are_seen(
-    server: LiveServer, chromium: Browser
+    server: LiveServer,
+    browser: Browser,  # noqa: F811
 ) -> None:
     """What makes the no-violation checks mean something: an injected inline
     script does not run, and its violation is reported."""
-    context = chromium.new_context()
+    context = browser.new_context()
     try:
         page = context.new_page()
         page.add_init_script(RECORD_VIOLATIONS)

@@ -16,38 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from domain.context import StepContext
-from domain.definitions import JobDefinition
 from domain.terminal import for_terminal, use_colour
 from tests.conftest import ROOT, LiveServer
-
-HOSTILE = {
-    "OSC 0 (window title)": ("\x1b]0;pwned\x07", "␛]0;pwned␇"),
-    "OSC 8 (hyperlink)": (
-        "\x1b]8;;http://evil.example\x1b\\x\x1b]8;;\x1b\\",
-        "␛]8;;http://evil.example␛\\x␛]8;;␛\\",
-    ),
-    "OSC 52 (clipboard)": ("\x1b]52;c;cm0gLXJm\x07", "␛]52;c;cm0gLXJm␇"),
-    "CSI 2J (clear screen)": ("\x1b[2J", "␛[2J"),
-    "cursor up": ("\x1b[5A", "␛[5A"),
-    "cursor position": ("\x1b[1;1H", "␛[1;1H"),
-    "DCS": ("\x1bP1$r\x1b\\", "␛P1$r␛\\"),
-    "8-bit CSI": ("\x9b2J", "\\x9b2J"),
-    "bare CR": ("safe\rEVIL", "safe␍EVIL"),
-    "backspace and bell": ("a\x08\x07", "a␈␇"),
-    "DEL": ("x\x7f", "x␡"),
-    "SGR with an intermediate is not SGR": ("\x1b[1 m", "␛[1 m"),
-}
+from tests.jobdefs import ESCAPE_SEQUENCES
 
 
 @pytest.mark.parametrize("colour", [True, False])
-@pytest.mark.parametrize("raw,shown", HOSTILE.values(), ids=list(HOSTILE))
+@pytest.mark.parametrize("raw,shown", ESCAPE_SEQUENCES.values(), ids=list(ESCAPE_SEQUENCES))
 def test_control_sequences_are_shown_not_obeyed(raw: str, shown: str, colour: bool) -> None:
     assert for_terminal(raw, colour) == shown
 
 
 def test_nothing_but_sgr_survives() -> None:
-    text = "".join(raw for raw, _ in HOSTILE.values()) + "\x1b[31mred\x1b[0m"
+    text = "".join(raw for raw, _ in ESCAPE_SEQUENCES.values()) + "\x1b[31mred\x1b[0m"
     out = for_terminal(text, colour=True)
     without_sgr = out.replace("\x1b[31m", "").replace("\x1b[0m", "")
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in without_sgr)
@@ -85,13 +66,6 @@ def test_colour_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---- `steptrail tail` on a pipe and on a pseudo-terminal
 
 
-def escapes(ctx: StepContext) -> None:
-    for what, (raw, _) in HOSTILE.items():
-        ctx.log.info("%s: %s", what, raw)
-    ctx.log.info("\x1b[1;31mred\x1b[0m and plain")
-
-
-ESCAPES = JobDefinition.of("escapes", [escapes])
 SGR = re.compile(rb"\x1b\[[0-9;:]*m")
 
 
@@ -105,7 +79,7 @@ def _controls(text: str) -> list[str]:
 
 
 def _assert_shown(text: str) -> None:
-    for what, (_, shown) in HOSTILE.items():
+    for what, (_, shown) in ESCAPE_SEQUENCES.items():
         assert f"{what}: {shown}" in text
 
 
@@ -138,7 +112,6 @@ def _run_on_pty(command: list[str]) -> tuple[int, bytes]:
 
 
 def test_tail_prints_no_control_sequence_raw(server: LiveServer, tmp_path: Path) -> None:
-    server.runtime.settings.registry.register(ESCAPES)
     job = server.wait_job(server.submit("escapes")["id"])
     piped = subprocess.run(
         _tail_command(server, job["id"], "--color=auto"), cwd=ROOT, capture_output=True
@@ -167,7 +140,6 @@ def test_tail_prints_no_control_sequence_raw(server: LiveServer, tmp_path: Path)
 
 
 def test_tail_keeps_colours_on_a_terminal(server: LiveServer) -> None:
-    server.runtime.settings.registry.register(ESCAPES)
     job = server.wait_job(server.submit("escapes")["id"])
     code, out = _run_on_pty(_tail_command(server, job["id"]))
     assert code == 0, out

@@ -1,0 +1,30 @@
+"""Job definitions the benchmarks run in steptrail's worker processes
+(loaded like any ``--jobs`` file)."""
+
+from __future__ import annotations
+
+import logging
+
+from domain.context import StepContext
+from domain.definitions import JobDefinition, Param
+
+MESSAGE = "processed record %d of the batch"
+
+
+def log_lines(ctx: StepContext) -> None:
+    """``lines`` lines through plain logging, as fast as the step can."""
+    plain = logging.getLogger("bench.step")
+    for i in range(ctx.params["lines"]):
+        plain.info(MESSAGE, i)
+
+
+def burn(ctx: StepContext) -> None:
+    """Pure-Python CPU work until cancelled (what a parser or a hash loop does)."""
+    x = 0
+    while not ctx.cancelled:
+        for i in range(100_000):
+            x = (x * 31 + i) % 1_000_003
+
+
+INGEST = JobDefinition.of("ingest", [log_lines], [Param("lines", int, 200_000)])
+BURN = JobDefinition.of("burn", [burn])
