@@ -184,16 +184,19 @@ class _Batch:
         step_job_id = str(e.originator_id)
         counts = {LEVEL_COLUMNS[level]: n for level, n in e.counts.items()}
         sets = ", ".join(f"{c} = {c} + ?" for c in counts)
-        # Lines follow the step's stored ones: checked here, not by the unique
-        # index (a rebuild creates it only at the end), so live and rebuilt agree.
+        # Lines never repeat the step's stored ones: checked here, not by the
+        # unique index (a rebuild creates it only at the end), so live and
+        # rebuilt agree. A gap (an event before this one could not be applied)
+        # is no reason to lose the lines after it.
         updated = self.cur.execute(
             f"UPDATE steps SET last_seq = ?, {sets}, heartbeat_at = ?, position = ?"
-            " WHERE step_job_id = ? AND last_seq = ?",
-            (e.last_seq, *counts.values(), _ts(e), p, step_job_id, e.first_seq - 1),
+            " WHERE step_job_id = ? AND last_seq < ?",
+            (e.last_seq, *counts.values(), _ts(e), p, step_job_id, e.first_seq),
         ).rowcount
         if updated != 1:
             raise ValueError(
-                f"lines {e.first_seq}-{e.last_seq} do not follow the stored lines of the step"
+                f"lines {e.first_seq}-{e.last_seq} repeat stored lines of the step,"
+                " or the step was never started"
             )
         self.cur.insert_lines(step_job_id, p, e.lines_json)
 

@@ -125,7 +125,7 @@ def poison(store: JobStore) -> Poisoned:
         {
             positions[(step.id, step.version - 1)]: "KeyError: 'VERBOSE'",
             positions[(step.id, step.version + 1)]: (
-                "ValueError: lines 2-2 do not follow the stored lines of the step"
+                "ValueError: lines 2-2 repeat stored lines of the step"
             ),
             positions[(stranger, 1)]: "cannot decode: TopicError",
         },
