@@ -53,9 +53,10 @@ async def _job_after(rt: Runtime, job_id: str, position: int) -> dict[str, Any]:
 
 
 async def healthz(request: Request) -> Response:
-    """503 while the projection cannot work (its database fails) or the read
-    model cannot be read. Stored events the projector recorded as not
-    applicable leave it 200: everything else is projected; they are listed."""
+    """503 while the projection cannot work (its database fails), the read
+    model cannot be read, or the event store refuses a step's end. Stored
+    events the projector recorded as not applicable leave it 200: everything
+    else is projected; they are listed."""
     rt = runtime(request)
     error = rt.runner.error
     unapplied = None
@@ -63,14 +64,18 @@ async def healthz(request: Request) -> Response:
         unapplied = await run_in_threadpool(rt.queries.unapplied_events, HEALTH_UNAPPLIED)
     except Exception as e:  # the check exists to report exactly this
         error = error or f"read model unreadable: {type(e).__name__}: {e}"
+    work = rt.orchestrator.health() if rt.orchestrator is not None else None
+    store_error = work["store_error"] if work else None
+    healthy = error is None and store_error is None
     body = {
-        "status": "ok" if error is None else "degraded",
+        "status": "ok" if healthy else "degraded",
         "position": rt.notifier.position,
         "projection_error": error,
         "unapplied_events": unapplied,
-        "workers": rt.orchestrator is not None,
+        "store_error": store_error,  # a step's end the event store refuses (disk full)
+        "workers": work["workers"] if work else None,  # None: this process runs no steps
     }
-    return json_response(body, 200 if error is None else 503)
+    return json_response(body, 200 if healthy else 503)
 
 
 async def list_definitions(request: Request) -> Response:

@@ -133,13 +133,19 @@ class JobStore(Application):
     name = "steptrail"
     snapshotting_intervals = {StepJob: 100}
 
-    def __init__(self, location: StoreLocation) -> None:
+    def __init__(self, location: StoreLocation, create_tables: bool = True) -> None:
+        """``create_tables``: False in worker processes, which open a store the
+        server has set up (concurrent DDL on PostgreSQL fails with "tuple
+        concurrently updated")."""
         self.location = location
         self._saved_listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
-        if location.is_postgres:
+        env = location.event_store_env()
+        if not create_tables:
+            env["CREATE_TABLE"] = "no"
+        elif location.is_postgres:
             create_postgres_schema(location)
-        super().__init__(env=location.event_store_env())
+        super().__init__(env=env)
 
     def on_saved(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(max_position)`` after every save made in this process."""
