@@ -126,6 +126,9 @@ def create_postgres_schema(location: StoreLocation) -> None:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')  # type: ignore[arg-type]
 
 
+WORKER_STORE_ENV = {"CREATE_TABLE": "no", "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2"}
+
+
 class JobStore(Application):
     """Stores jobs' events. Saves wake the projection runner in this process so
     the read model follows within milliseconds rather than a poll interval."""
@@ -133,16 +136,16 @@ class JobStore(Application):
     name = "steptrail"
     snapshotting_intervals = {StepJob: 100}
 
-    def __init__(self, location: StoreLocation, create_tables: bool = True) -> None:
-        """``create_tables``: False in worker processes, which open a store the
-        server has set up (concurrent DDL on PostgreSQL fails with "tuple
-        concurrently updated")."""
+    def __init__(self, location: StoreLocation, in_worker: bool = False) -> None:
+        """``in_worker``: a worker process's store, which its server has set up
+        (concurrent DDL on PostgreSQL fails with "tuple concurrently updated")
+        and which needs few connections (one step at a time)."""
         self.location = location
         self._saved_listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
         env = location.event_store_env()
-        if not create_tables:
-            env["CREATE_TABLE"] = "no"
+        if in_worker:
+            env |= WORKER_STORE_ENV
         elif location.is_postgres:
             create_postgres_schema(location)
         super().__init__(env=env)

@@ -57,7 +57,7 @@ class Worker:
         self._send_lock = threading.Lock()
         install_log_bridge(spec.capture_level)
         self.registry: Registry = load_registry(spec.job_sources)
-        self.store = JobStore(spec.location, create_tables=False)
+        self.store = JobStore(spec.location, in_worker=True)
         self.store.on_saved(lambda position: self._send(("saved", position)))
         self.flusher = Flusher()
         self.flusher.start()

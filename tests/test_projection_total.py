@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import subprocess
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,7 +68,8 @@ def _insert_raw(store: JobStore, events: list[Any], patch: tuple[bytes, bytes]) 
     stored = []
     for e in events:
         s = store.mapper.to_stored_event(e)
-        state = s.state.replace(*patch)
+        # stored as plain JSON, as before states were compressed (still read)
+        state = zlib.decompress(s.state).replace(*patch)
         stored.append(type(s)(s.originator_id, s.originator_version, s.topic, state))
     store.recorder.insert_events(stored)
 
