@@ -24,6 +24,7 @@ from api.policy import ANY_HOST, Policy
 from api.runtime import DataDirInUse, Runtime, Settings
 from domain.store import parse_store
 from domain.terminal import COLOR_CHOICES
+from projections.integrity import StoreDamaged
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -58,7 +59,7 @@ def _runtime(args: argparse.Namespace, workers: bool) -> Runtime | None:
     )
     try:
         return Runtime(settings)
-    except DataDirInUse as e:
+    except (DataDirInUse, StoreDamaged) as e:
         print(f"steptrail: {e}", file=sys.stderr)
         return None
 

@@ -28,7 +28,8 @@ from domain.store import JobStore, StoreLocation, parse_store
 from domain.terminal import COLOR_CHOICES, for_terminal, use_colour
 from projections.database import Database, PostgresDatabase, SQLiteDatabase
 from projections.history import job_events
-from projections.rebuild import verify
+from projections.integrity import StoreDamaged, check_event_file, sqlite_damage
+from projections.rebuild import verify, wait_for_position
 from projections.replace import rebuild_live
 
 EVENTS_PER_PAGE = 200
@@ -47,7 +48,13 @@ def _location(args: argparse.Namespace) -> StoreLocation:
 
 @contextmanager
 def _store(args: argparse.Namespace) -> Iterator[JobStore]:
-    store = JobStore(_location(args))
+    location = _location(args)
+    if not location.is_postgres:
+        try:
+            check_event_file(location.events_path)
+        except StoreDamaged as e:
+            raise Unusable(str(e)) from None
+    store = JobStore(location)
     try:
         yield store
     finally:
@@ -62,9 +69,13 @@ def _postgres_readmodel(location: StoreLocation) -> PostgresDatabase:
 def _live_readmodel(location: StoreLocation) -> Database:
     if location.is_postgres:
         return _postgres_readmodel(location)
-    if not location.readmodel_path.exists():
-        raise Unusable(f"no read model at {location.readmodel_path}")
-    return SQLiteDatabase(location.readmodel_path)
+    path = location.readmodel_path
+    if not path.exists():
+        raise Unusable(f"no read model at {path}")
+    damage = sqlite_damage(path)
+    if damage is not None:
+        raise Unusable(f"the read model {path} is damaged ({damage}): run `steptrail rebuild`")
+    return SQLiteDatabase(path)
 
 
 def _scratch_dir(location: StoreLocation) -> str | None:
@@ -143,6 +154,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with _store(args) as store:
         live = _live_readmodel(store.location)
         try:
+            stored = store.recorder.max_notification_id() or 0
+            at = wait_for_position(live, stored, args.wait)
+            if at < stored:
+                print(
+                    f"steptrail: verify: the read model is at position {at} while the event"
+                    f" store is at {stored}: it lags or has stopped (a running server shows"
+                    " why in /healthz; `steptrail rebuild` brings it up to date)",
+                    file=sys.stderr,
+                )
+                return 1
             with tempfile.TemporaryDirectory(
                 prefix="steptrail-verify-", dir=_scratch_dir(store.location)
             ) as tmp:
@@ -163,6 +184,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"steptrail: verify: the read model matches a rebuild from the events"
         f" at position {result.position} ({counts})"
     )
+    if result.unapplied:
+        print(
+            f"steptrail: verify: {result.unapplied} stored event(s) could not be applied"
+            " (in both; listed by /healthz)"
+        )
     return 0
 
 
@@ -216,6 +242,13 @@ def register(sub: Any, default_url: str) -> None:
         "verify", help="compare the read model with a rebuild; exit 1 on any difference"
     )
     add_store_args(verify_)
+    verify_.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a read model behind the store may take to catch up (default 5)",
+    )
     verify_.set_defaults(fn=_guarded(cmd_verify))
 
     tail = sub.add_parser(

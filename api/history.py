@@ -11,12 +11,16 @@ from starlette.routing import Route
 from api.errors import bad_request
 from api.handlers import in_thread, runtime
 from api.jsonresponse import json_response
-from api.params import choice_param, int_param
+from api.params import checked_text, choice_param, int_param
 from domain.aggregates import Manager, StepJob
 from projections.history import aggregate_state, job_events
 from projections.replay import job_at
 
 MAX_EVENTS = 1000  # a StepLogged event carries up to ~1000 lines
+
+
+def _path_text(request: Request, name: str) -> str:
+    return checked_text(name, request.path_params[name])
 
 
 async def events(request: Request) -> Response:
@@ -26,7 +30,7 @@ async def events(request: Request) -> Response:
     with_lines = choice_param(q, "lines", ("true", "false"), "true") == "true"
     store = runtime(request).store
     page = await in_thread(
-        job_events, store, request.path_params["job_id"], after, limit, with_lines
+        job_events, store, _path_text(request, "job_id"), after, limit, with_lines
     )
     return json_response(page)
 
@@ -34,14 +38,14 @@ async def events(request: Request) -> Response:
 async def job_state(request: Request) -> Response:
     version = int_param(request.query_params, "version", None, 1)
     store = runtime(request).store
-    state = await in_thread(aggregate_state, store, request.path_params["job_id"], Manager, version)
+    state = await in_thread(aggregate_state, store, _path_text(request, "job_id"), Manager, version)
     return json_response(state)
 
 
 async def step_state(request: Request) -> Response:
     version = int_param(request.query_params, "version", None, 1)
     store = runtime(request).store
-    step_job_id = request.path_params["step_job_id"]
+    step_job_id = _path_text(request, "step_job_id")
     return json_response(await in_thread(aggregate_state, store, step_job_id, StepJob, version))
 
 
@@ -52,7 +56,7 @@ async def replay(request: Request) -> Response:
             "position is required: a store position (see the job's events)", "position"
         )
     rt = runtime(request)
-    job_id = request.path_params["job_id"]
+    job_id = _path_text(request, "job_id")
     return json_response(await in_thread(job_at, rt.store, rt.db, rt.notifier, job_id, position))
 
 

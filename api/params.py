@@ -13,6 +13,20 @@ MAX_LIMIT = 5000
 MAX_INTEGER = 2**63 - 1  # what the databases store: anything larger is bad input
 
 
+def checked_text(name: str, value: str) -> str:
+    """``value`` of parameter ``name``, refused when it holds NUL: no database
+    text can hold it (PostgreSQL would fail the query)."""
+    if "\x00" in value:
+        raise bad_request(f"{name} must not contain NUL (%00)", name)
+    return value
+
+
+def text_param(query: QueryParams, name: str) -> str | None:
+    """A free-text or id filter; empty means absent."""
+    raw = query.get(name)
+    return checked_text(name, raw) if raw else None
+
+
 def int_param(
     query: QueryParams, name: str, default: int | None, lo: int, hi: int | None = None
 ) -> int | None:

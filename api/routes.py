@@ -18,18 +18,27 @@ from api.errors import bad_request, not_found
 from api.handlers import in_thread, runtime
 from api.history import HISTORY_ROUTES
 from api.jsonresponse import json_response
-from api.params import choice_param, int_param, level_param, limit_param, time_param
+from api.params import (
+    checked_text,
+    choice_param,
+    int_param,
+    level_param,
+    limit_param,
+    text_param,
+    time_param,
+)
 from api.runtime import Runtime
 from domain.commands import NotFound, parse_id
 from projections.queries import JOB_STATUSES
 
 READ_YOUR_WRITE_SECONDS = 5.0
+HEALTH_UNAPPLIED = 20  # unapplied events listed by /healthz (the latest)
 
 
 def _path_id(request: Request, name: str, what: str) -> str:
     """The id in the path, spelled canonically (ids may come in any UUID spelling)."""
     try:
-        return str(parse_id(request.path_params[name], what))
+        return str(parse_id(checked_text(name, request.path_params[name]), what))
     except NotFound as e:
         raise not_found(str(e)) from None
 
@@ -44,14 +53,29 @@ async def _job_after(rt: Runtime, job_id: str, position: int) -> dict[str, Any]:
 
 
 async def healthz(request: Request) -> Response:
+    """503 while the projection cannot work (its database fails), the read
+    model cannot be read, or the event store refuses a step's end. Stored
+    events the projector recorded as not applicable leave it 200: everything
+    else is projected; they are listed."""
     rt = runtime(request)
+    error = rt.runner.error
+    unapplied = None
+    try:
+        unapplied = await run_in_threadpool(rt.queries.unapplied_events, HEALTH_UNAPPLIED)
+    except Exception as e:  # the check exists to report exactly this
+        error = error or f"read model unreadable: {type(e).__name__}: {e}"
+    work = rt.orchestrator.health() if rt.orchestrator is not None else None
+    store_error = work["store_error"] if work else None
+    healthy = error is None and store_error is None
     body = {
-        "status": "ok" if rt.runner.error is None else "degraded",
+        "status": "ok" if healthy else "degraded",
         "position": rt.notifier.position,
-        "projection_error": rt.runner.error,
-        "workers": rt.orchestrator is not None,
+        "projection_error": error,
+        "unapplied_events": unapplied,
+        "store_error": store_error,  # a step's end the event store refuses (disk full)
+        "workers": work["workers"] if work else None,  # None: this process runs no steps
     }
-    return json_response(body, 200 if rt.runner.error is None else 503)
+    return json_response(body, 200 if healthy else 503)
 
 
 async def list_definitions(request: Request) -> Response:
@@ -61,17 +85,24 @@ async def list_definitions(request: Request) -> Response:
     )
 
 
-async def submit_job(request: Request) -> Response:
-    rt = runtime(request)
+async def _json_object(request: Request, fields: set[str]) -> dict[str, Any]:
+    """The request's JSON object (an empty body is ``{}``), with only ``fields``."""
+    raw = await request.body()
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as e:
         raise bad_request(f"request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
-    unknown = sorted(set(body) - {"definition", "params"})
+    unknown = sorted(set(body) - fields)
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
+    return body
+
+
+async def submit_job(request: Request) -> Response:
+    rt = runtime(request)
+    body = await _json_object(request, {"definition", "params"})
     job_id, position = await in_thread(
         rt.commands.submit, body.get("definition"), body.get("params")
     )
@@ -108,7 +139,8 @@ async def cancel_job(request: Request) -> Response:
 async def retry_job(request: Request) -> Response:
     rt = runtime(request)
     job_id = _path_id(request, "job_id", "job")
-    position = await in_thread(rt.commands.retry, job_id)
+    body = await _json_object(request, {"params"})
+    position = await in_thread(rt.commands.retry, job_id, body.get("params"))
     return json_response(await _job_after(rt, job_id, position), 202)
 
 
@@ -126,7 +158,7 @@ async def step_logs(request: Request) -> Response:
     after_seq = int_param(q, "after_seq", 0, 0)
     limit = limit_param(q, 500)
     level = level_param(q)
-    text = q.get("q") or None
+    text = text_param(q, "q")
     page = await run_in_threadpool(
         runtime(request).queries.step_logs, step_job_id, after_seq, limit, level, text
     )
@@ -184,11 +216,11 @@ async def all_logs(request: Request) -> Response:
     order = choice_param(q, "order", ("asc", "desc"), "asc")
     query = partial(
         runtime(request).queries.logs,
-        job_id=q.get("job_id") or None,
-        step_job_id=q.get("step_job_id") or None,
-        step_name=q.get("step_name") or None,
+        job_id=text_param(q, "job_id"),
+        step_job_id=text_param(q, "step_job_id"),
+        step_name=text_param(q, "step_name"),
         min_level=level_param(q),
-        q=q.get("q") or None,
+        q=text_param(q, "q"),
         since=time_param(q, "since"),
         until=time_param(q, "until"),
         cursor=cursor,

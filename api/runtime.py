@@ -17,11 +17,13 @@ from domain.console import ConsoleEcho
 from domain.definitions import Registry
 from domain.logbridge import install as install_log_bridge
 from domain.orchestrator import Orchestrator
+from domain.secrets import SecretStore
 from domain.store import JobStore, StoreLocation
 from domain.terminal import for_terminal, use_colour
 from domain.worker import WorkerSpec
 from projections.console_feed import ConsoleFeed
 from projections.database import PostgresDatabase, SQLiteDatabase
+from projections.integrity import check_event_file, check_postgres_readmodel, open_sqlite_readmodel
 from projections.notifier import PositionNotifier
 from projections.postgres_live import Listener, ProjectorLock, readmodel_channel
 from projections.queries import Queries
@@ -64,6 +66,8 @@ class Runtime:
         self.settings = settings
         self.location = location = settings.location
         self._lock_file = None if location.is_postgres else self._lock_data_dir(location.data_dir)
+        if not location.is_postgres:
+            check_event_file(location.events_path)  # refuses a damaged store
         self.store = JobStore(location)
         self.notifier = PositionNotifier()
         self.listener: Listener | None = None
@@ -71,6 +75,7 @@ class Runtime:
             conninfo, schema = location.postgres_conninfo(), location.postgres_params()["schema"]
             self.db: PostgresDatabase | SQLiteDatabase = PostgresDatabase(conninfo, schema)
             self.readmodel = ReadModel(self.db, readmodel_channel(schema))
+            check_postgres_readmodel(self.db, self.readmodel, self.store)
             self.runner = ProjectionRunner(
                 self.store, self.readmodel, self.notifier, lock=ProjectorLock(conninfo, schema)
             )
@@ -83,11 +88,12 @@ class Runtime:
                 poll=lambda: self.notifier.publish(self.readmodel.position()),
             )
         else:
-            self.db = SQLiteDatabase(location.readmodel_path)
+            self.db = open_sqlite_readmodel(location.readmodel_path, self.store)
             self.readmodel = ReadModel(self.db)
             self.runner = ProjectionRunner(self.store, self.readmodel, self.notifier)
         self.queries = Queries(self.db, self.notifier)
-        self.commands = JobCommands(self.store, settings.registry)
+        self.secrets = SecretStore(location)
+        self.commands = JobCommands(self.store, settings.registry, self.secrets)
         if settings.console is not None:
             colour = use_colour(settings.console_color, settings.console)
             echo = ConsoleEcho(settings.console, partial(for_terminal, colour=colour))
@@ -140,5 +146,6 @@ class Runtime:
         self.runner.stop()
         self.db.close()
         self.store.close()
+        self.secrets.close()
         if self._lock_file is not None:
             self._lock_file.close()

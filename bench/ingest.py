@@ -133,6 +133,13 @@ def list_append_rate(n: int) -> float:
     return n / elapsed
 
 
+def sqlite_bytes(path: Path) -> int:
+    """A database file's size once its WAL is checkpointed into it."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*"))
+
+
 def steptrail_rate(n: int, directory: Path, store: str | None) -> tuple[float, float]:
     """Returns (lines/s from the first log call until all are in the read
     model, seconds from the step's last line until all are visible). The
@@ -187,6 +194,12 @@ def main() -> None:
             else:
                 raw_name, raw_rate = "raw sqlite3, 100 rows/txn", raw_sqlite_rate(n, directory)
             end_to_end, lag = steptrail_rate(n, directory, store)
+            file_per_line = (directory / "bench.log").stat().st_size / n
+            stored_per_line = None
+            if not store:
+                location = parse_store(None, directory / "data")
+                stored = sqlite_bytes(location.events_path) + sqlite_bytes(location.readmodel_path)
+                stored_per_line = stored / n
     finally:
         if store:
             _drop_schema(store)
@@ -199,6 +212,10 @@ def main() -> None:
     print(f"  ratio to logging-to-file      {end_to_end / file_rate:>10.2f}x")
     print(f"  ratio to {raw_name:<22}{end_to_end / raw_rate:>10.2f}x")
     print(f"  all lines visible {lag * 1000:,.0f} ms after the step ended")
+    print(f"bytes per line: log file        {file_per_line:>10,.0f}")
+    if stored_per_line is not None:
+        print(f"bytes per line: events + model  {stored_per_line:>10,.0f}")
+        print(f"  ratio to the log file         {stored_per_line / file_per_line:>10.2f}x")
     if store:
         met = end_to_end >= 25_000
         print(f"target (>= 25,000 lines/s): {'met' if met else 'MISSED'}")

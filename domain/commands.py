@@ -28,7 +28,8 @@ from domain.aggregates import (
     StepJob,
     step_job_id_for,
 )
-from domain.definitions import Registry
+from domain.definitions import MASK, DefinitionError, Registry
+from domain.secrets import SecretStore
 from domain.store import JobStore
 
 
@@ -93,6 +94,22 @@ def update_manager(
     raise Conflict(f"job {job_id} is being changed concurrently; try again")
 
 
+def _secret_params(params: Any, secret: set[str]) -> dict[str, Any]:
+    """Exactly the secret params a retry must be given again."""
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise DefinitionError("params must be a JSON object", "params")
+    for name in sorted(set(params) - secret):
+        raise DefinitionError(f"param {name!r} cannot be changed by a retry", f"params.{name}")
+    for name in sorted(secret - set(params)):
+        raise DefinitionError(
+            f"secret param {name!r} is forgotten when a job ends; give it again to retry",
+            f"params.{name}",
+        )
+    return dict(params)
+
+
 def _running_step_id(manager: Manager) -> str | None:
     """The step job the Manager last started and has not recorded an end for
     (a store written before a step's end and the job's record of it were
@@ -104,17 +121,40 @@ def _running_step_id(manager: Manager) -> str | None:
 
 
 class JobCommands:
-    def __init__(self, store: JobStore, registry: Registry) -> None:
+    def __init__(self, store: JobStore, registry: Registry, secrets: SecretStore) -> None:
         self.store = store
         self.registry = registry
+        self.secrets = secrets
 
     def submit(self, definition: Any, params: Any) -> tuple[str, int]:
         """Validate everything first: a bad request writes nothing.
-        Returns the new job's id and the store position of its submission."""
+        Returns the new job's id and the store position of its submission.
+        Secret params are kept apart (domain/secrets.py): the job's params
+        hold ``***`` for them."""
         job = self.registry.get(definition)
         clean = job.validate_params(params)
-        manager = Manager(job.name, clean, job.step_names, job.max_attempts)
-        return str(manager.id), saved_position(self.store.save(manager))
+        secret = job.secret_values(clean)
+        shown = {**clean, **dict.fromkeys(secret, MASK)}
+        manager = Manager(job.name, shown, job.step_names, job.max_attempts)
+        job_id = str(manager.id)
+        self.secrets.keep(job_id, secret)
+        try:
+            return job_id, saved_position(self.store.save(manager))
+        except BaseException:
+            self.secrets.forget(job_id)
+            raise
+
+    def params_to_run(self, manager: Manager) -> dict[str, Any]:
+        """The job's params with its secrets' values, for its step's worker only."""
+        if MASK not in manager.params.values():
+            return dict(manager.params)
+        return {**manager.params, **self.secrets.values(str(manager.id))}
+
+    def forget_secrets_if_ended(self, job_id: str) -> None:
+        """Secrets live only while their job can still run."""
+        manager = get_manager(self.store, job_id)
+        if manager.status in JOB_FINAL and MASK in manager.params.values():
+            self.secrets.forget(job_id)
 
     def cancel(self, job_id: str) -> int:
         def change(m: Manager) -> list[Aggregate]:
@@ -126,16 +166,31 @@ class JobCommands:
                 m.request_cancel()
             return []
 
-        return update_manager(self.store, job_id, change)
+        position = update_manager(self.store, job_id, change)
+        self.forget_secrets_if_ended(job_id)
+        return position
 
-    def retry(self, job_id: str) -> int:
+    def retry(self, job_id: str, params: Any = None) -> int:
+        """Queue a failed or cancelled job again. Its secrets were forgotten
+        when it ended: a job with secret params needs them given again."""
+        manager = get_manager(self.store, job_id)
+        job = self.registry.get(manager.definition)
+        secret = {p.name for p in job.params if manager.params.get(p.name) == MASK}
+        given = _secret_params(params, secret)
+
         def change(m: Manager) -> list[Aggregate]:
             if m.status not in (FAILED, CANCELLED):
                 raise Conflict(f"only failed or cancelled jobs can be retried; job is {m.status}")
             m.retry(m.first_unfinished_step(), "retried by user")
             return []
 
-        return update_manager(self.store, job_id, change)
+        self.secrets.forget(job_id)
+        self.secrets.keep(job_id, {name: job.param(name).coerce(v) for name, v in given.items()})
+        try:
+            return update_manager(self.store, job_id, change)
+        except BaseException:
+            self.secrets.forget(job_id)
+            raise
 
     def abandon(
         self, job_id: str, step_job_id: str | None, reason: str, changed_before: float
@@ -182,3 +237,4 @@ class JobCommands:
             return []
 
         update_manager(self.store, job_id, change)
+        self.forget_secrets_if_ended(job_id)

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from domain.values import safe_str
+
 if TYPE_CHECKING:
     from domain.steprecorder import StepRecorder
 
@@ -70,6 +72,11 @@ class StepContext:
         """Report how far the step is. Values that are not finite numbers are
         not stored (see StepRecorder.progress): the step goes on."""
         self._recorder.progress(current, total, message)
+
+    def mask(self, value: object) -> None:
+        """Hide ``value`` (a token, a password) as ``***`` in every line,
+        progress message and error this step records from now on."""
+        self._recorder.masker.add(safe_str(value))
 
     @property
     def cancelled(self) -> bool:

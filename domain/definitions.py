@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 StepFunction = Callable[..., Any]
+MASK = "***"  # what a secret looks like outside its step (domain/secrets.py)
 PARAM_TYPES: dict[type, str] = {int: "integer", float: "number", str: "string", bool: "boolean"}
 # Params are stored in the job's first event and served with the job in every
 # job listing: a string param is bounded like a request body is.
@@ -41,6 +42,11 @@ class Param:
     default: Any = None
     help: str = ""
     check: Callable[[Any], None] | None = None
+    secret: bool = False  # never stored, shown or logged: see domain/secrets.py
+
+    def __post_init__(self) -> None:
+        if self.secret and self.type is not str:
+            raise ValueError(f"secret param {self.name!r} must be a string param")
 
     def coerce(self, value: Any) -> Any:
         """Accept only values of the declared JSON type (ints are valid numbers),
@@ -51,7 +57,8 @@ class Param:
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         elif not ok:
-            raise self._error(f"must be {PARAM_TYPES[self.type]}, got {_shown(value)}")
+            shown = "a secret value" if self.secret else _shown(value)
+            raise self._error(f"must be {PARAM_TYPES[self.type]}, got {shown}")
         if isinstance(value, str) and len(value) > MAX_STRING_PARAM:
             raise self._error(
                 f"is {len(value)} characters long; at most {MAX_STRING_PARAM} are accepted"
@@ -60,7 +67,7 @@ class Param:
             try:
                 self.check(value)
             except ValueError as e:
-                raise self._error(str(e)) from None
+                raise self._error("is not accepted" if self.secret else str(e)) from None
         return value
 
     def _error(self, why: str) -> DefinitionError:
@@ -136,10 +143,23 @@ class JobDefinition:
             "max_attempts": self.max_attempts,
             "timeout": self.timeout,
             "params": [
-                {"name": p.name, "type": PARAM_TYPES[p.type], "default": p.default, "help": p.help}
+                {
+                    "name": p.name,
+                    "type": PARAM_TYPES[p.type],
+                    "default": MASK if p.secret and p.default else p.default,
+                    "help": p.help,
+                    "secret": p.secret,
+                }
                 for p in self.params
             ],
         }
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
+    def secret_values(self, params: dict[str, Any]) -> dict[str, str]:
+        """The non-empty values of the secret params among ``params``."""
+        return {p.name: params[p.name] for p in self.params if p.secret and params.get(p.name)}
 
 
 def _step(s: StepFunction | tuple[str, StepFunction] | Step) -> Step:

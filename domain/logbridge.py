@@ -73,13 +73,14 @@ class StepLogHandler(logging.Handler):
                 self.outside.handle(record)
             return
         level = _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno)
-        recorder.append(
-            record.created,
-            level,
-            text(record.name, 200),
-            record_message(record),
-            fields_json(getattr(record, "fields", None)),
-        )
+        name, message = text(record.name, 200), record_message(record)
+        fields = getattr(record, "fields", None)
+        masker = recorder.masker
+        if masker:  # secrets never reach a stored line
+            name, message = masker.text(name), masker.text(message)
+            recorder.append(record.created, level, name, message, fields_json(fields, masker.text))
+        else:
+            recorder.append(record.created, level, name, message, fields_json(fields))
 
 
 def install(capture_level: int = logging.DEBUG, stream: TextIO | None = None) -> StepLogHandler:

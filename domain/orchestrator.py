@@ -113,6 +113,13 @@ class Orchestrator:
         for worker in self.workers:
             worker.stop()
 
+    def health(self) -> dict[str, object]:
+        """For /healthz: each worker process, and a save the store refuses."""
+        return {
+            "workers": [w.describe() for w in self.workers],
+            "store_error": self.store_error,
+        }
+
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
@@ -169,9 +176,16 @@ class Orchestrator:
             except Exception:
                 log.exception("job %s stopped unexpectedly", job_id)
             finally:
+                self._forget_secrets(job_id)
                 with self._lock:
                     self._taken.discard(job_id)
                     self._cancel_events.pop(job_id, None)
+
+    def _forget_secrets(self, job_id: str) -> None:
+        try:
+            self.commands.forget_secrets_if_ended(job_id)
+        except Exception:  # kept until the job ends again, or the store answers
+            log.exception("could not forget the secrets of job %s", job_id)
 
     def _take_next(self) -> str | None:
         with self._lock:
@@ -255,7 +269,8 @@ class Orchestrator:
 
         update_manager(self.store, job_id, start)
         step = step_holder[0]
-        request = StepRequest(str(step.id), definition.name, index, manager.params)
+        params = self.commands.params_to_run(manager)
+        request = StepRequest(str(step.id), definition.name, index, params)
         timeout = step_def.timeout or definition.timeout
         result = worker.run(request, cancel_event, self._stop, timeout, self.cancel_grace)
         if result.lost:

@@ -15,12 +15,14 @@ import contextvars
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
 from domain.aggregates import StepJob
+from domain.masking import Masker
 from domain.store import JobStore
 from domain.values import cut, describe_exception, finite_number, text
 
@@ -54,12 +56,14 @@ class StepRecorder:
         self.closed = False  # set by close(): nothing is stored after the last lines
         self.unstored = 0  # lines that could not be stored after a failure
         self._wake_flusher = wake_flusher
-        self._buffer: list[list[Any]] = []
-        self._buffer_lock = threading.Lock()
+        # Appended by any thread, taken by the flusher: deque's append and
+        # popleft are atomic, so the logging hot path takes no lock.
+        self._buffer: deque[list[Any]] = deque()
         self._unsaved: list[list[Any]] = []  # numbered lines in pending events
         self._lock = threading.RLock()  # guards the aggregate and its saves
         self._last_progress_at = time.monotonic()
         self._warned: set[str] = set()
+        self.masker = Masker()  # secrets of this step: masked in every later line
 
     @property
     def stopped(self) -> bool:
@@ -71,9 +75,8 @@ class StepRecorder:
         if self.closed or self.stopped:
             self._not_stored(level, logger, message)
             return
-        with self._buffer_lock:
-            self._buffer.append([ts, level, logger, message, fields])
-            size = len(self._buffer)
+        self._buffer.append([ts, level, logger, message, fields])
+        size = len(self._buffer)
         if size == 1 or size == LINES_PER_EVENT:
             self._wake_flusher()
         elif size >= MAX_BUFFERED:
@@ -92,7 +95,7 @@ class StepRecorder:
             if total is not None and limit is None:
                 self._warn("total", total)
             self._take_buffered_lines()  # lines logged before this progress come first
-            self.step.report_progress(number, limit, text(message, 1000))
+            self.step.report_progress(number, limit, self.masker.text(text(message, 1000)))
             self._last_progress_at = time.monotonic()
 
     def _warn(self, what: str, value: object) -> None:
@@ -128,13 +131,12 @@ class StepRecorder:
             self._take_buffered_lines()
             self._save()  # after a failure: one more try, the space may be back
             if self.failure is not None:
-                with self._buffer_lock:
-                    self.unstored += len(self._buffer)
-                    self._buffer = []
+                self.unstored += len(self._buffer)
+                self._buffer.clear()
 
     def _take_buffered_lines(self) -> None:
-        with self._buffer_lock:
-            raw, self._buffer = self._buffer, []
+        take = self._buffer.popleft
+        raw = [take() for _ in range(len(self._buffer))]
         for i in range(0, len(raw), LINES_PER_EVENT):
             self._unsaved += self.step.log(raw[i : i + LINES_PER_EVENT])
 
@@ -162,8 +164,7 @@ class StepRecorder:
         self.failure = f"could not store the step's events: {describe_exception(error)}"
         self._said("step %s: %s", self.step.id, self.failure)
         unsaved, self._unsaved = [line[1:] for line in self._unsaved], []
-        with self._buffer_lock:
-            self._buffer[:0] = unsaved
+        self._buffer.extendleft(reversed(unsaved))
         try:
             self.step = self.store.repository.get(self.step.id)
         except Exception:

@@ -58,8 +58,13 @@ def run_step(
     index: int,
 ) -> StepResult:
     """Run the step function, store every line it logged, and say how it ended."""
+    for value in definition.secret_values(params).values():
+        recorder.masker.add(value)
     status, error, tb = _call(recorder, definition, params, cancel_event, index)
     recorder.close()
+    if recorder.masker:  # the error and traceback may quote a secret too
+        error = recorder.masker.text(error) if error else error
+        tb = recorder.masker.text(tb) if tb else tb
     if recorder.lost:
         return StepResult(status, error, tb, lost=True)
     if recorder.failure is not None:  # the store refused its events: that is the cause

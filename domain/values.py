@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import traceback
+from collections.abc import Callable
 from numbers import Real
 from typing import Any
 
@@ -115,13 +116,24 @@ def _scalar(value: Any) -> Any:
     return text(safe_repr(value))
 
 
-def fields_json(fields: object) -> str | None:
+def fields_json(fields: object, mask: Callable[[str], str] | None = None) -> str | None:
     """Structured fields as JSON text of scalars (anything else becomes its
-    repr), encoded here once: stores and read models copy the text as it is."""
+    repr), encoded here once: stores and read models copy the text as it is.
+    ``mask`` hides secrets in names and values before anything is encoded."""
     if not fields or not isinstance(fields, dict):
         return None
     try:
         clean = {text(k, 200): _scalar(v) for k, v in fields.items()}
     except Exception as e:  # a dict subclass whose iteration raises, say
         clean = {"fields": f"<could not be read: {describe_exception(e)}>"}
+    if mask is not None:
+        clean = {mask(k): _masked(v, mask) for k, v in clean.items()}
     return orjson.dumps(clean).decode()
+
+
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    shown = str(value)
+    masked = mask(shown)
+    return value if masked == shown else masked  # a number that holds a secret

@@ -41,9 +41,13 @@ class WorkerSpec:
     capture_level: int = logging.DEBUG
 
 
+NICENESS = 10  # below the server: CPU-bound steps leave the API and the stream their share
+
+
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """The worker process's entry point: serve step requests until the
     server goes away (its end of the pipe closes)."""
+    os.nice(NICENESS)
     Worker(conn, spec).serve()
 
 
@@ -53,7 +57,7 @@ class Worker:
         self._send_lock = threading.Lock()
         install_log_bridge(spec.capture_level)
         self.registry: Registry = load_registry(spec.job_sources)
-        self.store = JobStore(spec.location)
+        self.store = JobStore(spec.location, in_worker=True)
         self.store.on_saved(lambda position: self._send(("saved", position)))
         self.flusher = Flusher()
         self.flusher.start()

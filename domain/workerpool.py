@@ -44,14 +44,18 @@ class WorkerProcess:
         self.spec = spec
         self.name = name
         self.on_saved = on_saved
-        self.step_job_id: str | None = None
         self._context = multiprocessing.get_context("spawn")  # never fork a threaded server
-        self._lock = threading.Lock()
+        self.running: str | None = None  # the step job it runs now
         self.process, self.conn = self._spawn()
 
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
+    def describe(self) -> dict[str, object]:
+        """How /healthz names this worker: its process and what it runs."""
+        return {
+            "name": self.name,
+            "pid": self.process.pid,
+            "alive": self.process.is_alive(),
+            "step_job_id": self.running,
+        }
 
     def _spawn(self) -> tuple[BaseProcess, Connection]:
         parent, child = self._context.Pipe()
@@ -71,50 +75,40 @@ class WorkerProcess:
         grace: float,
     ) -> StepResult:
         """Run one step in the process and return how it ended."""
-        self.step_job_id = request.step_job_id
+        self.running = request.step_job_id
         try:
-            return self._watch(request, cancel, stop, timeout, grace)
+            try:
+                self.conn.send(("run", request))
+            except OSError:
+                return self._died()
+            started = time.monotonic()
+            reason: StopReason | None = None
+            asked_at = 0.0
+            while True:
+                if self.conn.poll(POLL_SECONDS):
+                    try:
+                        message = self.conn.recv()
+                    except (EOFError, OSError):
+                        return self._died()
+                    if message[0] == "saved":
+                        self.on_saved(message[1])
+                        continue
+                    result: StepResult = message[1]
+                    return reason.cooperative(result) if reason else result
+                now = time.monotonic()
+                if reason is None:
+                    reason = _reason(cancel, stop, timeout, now - started)
+                    if reason is not None:
+                        asked_at = now
+                        self._ask_to_stop()
+                elif now - asked_at > grace:
+                    if stop.is_set():
+                        self.stop()  # the server is stopping: no fresh process
+                    else:
+                        self.restart()
+                    return reason.forced(grace)
         finally:
-            self.step_job_id = None
-
-    def _watch(
-        self,
-        request: StepRequest,
-        cancel: threading.Event,
-        stop: threading.Event,
-        timeout: float | None,
-        grace: float,
-    ) -> StepResult:
-        try:
-            self.conn.send(("run", request))
-        except OSError:
-            return self._died()
-        started = time.monotonic()
-        reason: StopReason | None = None
-        asked_at = 0.0
-        while True:
-            if self.conn.poll(POLL_SECONDS):
-                try:
-                    message = self.conn.recv()
-                except (EOFError, OSError):
-                    return self._died()
-                if message[0] == "saved":
-                    self.on_saved(message[1])
-                    continue
-                result: StepResult = message[1]
-                return reason.cooperative(result) if reason else result
-            now = time.monotonic()
-            if reason is None:
-                reason = _reason(cancel, stop, timeout, now - started)
-                if reason is not None:
-                    asked_at = now
-                    self._ask_to_stop()
-            elif now - asked_at > grace:
-                if stop.is_set():
-                    self.stop()  # the server is stopping: no fresh process
-                else:
-                    self.restart()
-                return reason.forced(grace)
+            self.running = None
 
     def _ask_to_stop(self) -> None:
         with contextlib.suppress(OSError):  # it died: the next poll sees its pipe's end

@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, levelno_sql
+from projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, SERIALS, levelno_sql
 
 Row = dict[str, Any]
 
@@ -35,6 +35,28 @@ _POSTGRES_INSERT_LINES = (
 )
 
 
+# Errors that come from what an event holds, not from the database failing.
+_EVENT_FAULTS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    psycopg.ProgrammingError,
+)
+
+
+def is_database_failure(error: Exception) -> bool:
+    """Whether ``error`` says the database failed (disk, connection, lock):
+    worth trying the same work again later. Any other error while applying an
+    event comes from the event, and fails again however often it is tried."""
+    if not isinstance(error, sqlite3.Error | psycopg.Error) or isinstance(error, _EVENT_FAULTS):
+        return False
+    # SQLite reports JSON it cannot read (json_each) as an OperationalError.
+    return not (isinstance(error, sqlite3.OperationalError) and "JSON" in str(error))
+
+
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
@@ -44,6 +66,10 @@ class Cursor(Protocol):
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
         """The fastest bulk insert the database has."""
+
+    def restore_serials(self) -> None:
+        """Make the next serial numbers follow the rows again (after a
+        rollback, or rows copied with their numbers)."""
 
     def fetchall(self) -> list[Any]: ...
 
@@ -78,6 +104,9 @@ class _SQLiteCursor(sqlite3.Cursor):
         GIL, so the projection keeps up while running steps keep the interpreter
         busy (row-by-row inserts hand the GIL back and forth on every row)."""
         self.execute(_SQLITE_INSERT_LINES, (step_job_id, position, lines_json))
+
+    def restore_serials(self) -> None:
+        """Nothing to do: SQLite numbers a row after the largest one there."""
 
 
 class BulkSQLiteCursor(_SQLiteCursor):
@@ -173,6 +202,15 @@ class _PostgresCursor:
     def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> None:
         """One statement per event: the server unpacks the JSON."""
         self.execute(_POSTGRES_INSERT_LINES, (step_job_id, position, lines_json))
+
+    def restore_serials(self) -> None:
+        """Sequences ignore rollbacks: set each to follow its table's rows (the
+        caller holds the model's write lock, so no other writer numbers rows)."""
+        for table, column in SERIALS:
+            self.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                f" COALESCE(MAX({column}), 0) + 1, false) FROM {table}"
+            )
 
     def fetchall(self) -> list[Any]:
         return self._cur.fetchall()

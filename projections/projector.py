@@ -4,6 +4,11 @@
 position in the caller's transaction, so a batch is applied exactly once or
 not at all. Applying the same events to an empty model always gives the same
 rows (the rebuild/verify guarantee): nothing here reads a clock.
+
+The projection is total: handlers see every value made storable (see
+projections/storable.py), and an event that still cannot be applied is
+recorded in ``unapplied_events`` in the same transaction while the rest of
+the batch is applied. Only a failing database stops a batch (it is retried).
 """
 
 from __future__ import annotations
@@ -14,10 +19,41 @@ from typing import Any
 import orjson
 
 from domain.aggregates import PENDING, SKIPPED, Manager, StepJob
-from projections.database import Cursor
+from projections import storable
+from projections.database import Cursor, is_database_failure
 from projections.schema import LEVEL_COLUMNS, MARK_COLUMNS, TRACKING_NAME
 
 Positioned = tuple[int, Any]  # (store position, domain event)
+MAX_ERROR_CHARS = 2000
+
+
+class CannotDecode(ValueError):
+    """Raised for an :class:`Undecodable` event; its message says why."""
+
+
+class Undecodable:
+    """A stored event the mapper could not turn into a domain event."""
+
+    def __init__(self, originator_id: Any, originator_version: int, topic: str, error: str) -> None:
+        self.originator_id = originator_id
+        self.originator_version = originator_version
+        self.topic = topic
+        self.error = error
+
+
+class _Storable:
+    """An event whose attributes read as storable values."""
+
+    def __init__(self, event: Any) -> None:
+        self._event = event
+
+    def __getattr__(self, name: str) -> Any:
+        raw = getattr(self._event, name)
+        if name == "lines_json":
+            return storable.lines_json(raw)
+        if name in ("originator_id", "timestamp"):
+            return raw
+        return storable.value(raw)
 
 
 def _json(value: Any) -> str:
@@ -148,11 +184,20 @@ class _Batch:
         step_job_id = str(e.originator_id)
         counts = {LEVEL_COLUMNS[level]: n for level, n in e.counts.items()}
         sets = ", ".join(f"{c} = {c} + ?" for c in counts)
-        self.cur.execute(
+        # Lines never repeat the step's stored ones: checked here, not by the
+        # unique index (a rebuild creates it only at the end), so live and
+        # rebuilt agree. A gap (an event before this one could not be applied)
+        # is no reason to lose the lines after it.
+        updated = self.cur.execute(
             f"UPDATE steps SET last_seq = ?, {sets}, heartbeat_at = ?, position = ?"
-            " WHERE step_job_id = ?",
-            (e.last_seq, *counts.values(), _ts(e), p, step_job_id),
-        )
+            " WHERE step_job_id = ? AND last_seq < ?",
+            (e.last_seq, *counts.values(), _ts(e), p, step_job_id, e.first_seq),
+        ).rowcount
+        if updated != 1:
+            raise ValueError(
+                f"lines {e.first_seq}-{e.last_seq} repeat stored lines of the step,"
+                " or the step was never started"
+            )
         self.cur.insert_lines(step_job_id, p, e.lines_json)
         self._mark_lines(step_job_id)
 
@@ -165,10 +210,22 @@ class _Batch:
         )
 
     def step_progress(self, p: int, e: Any) -> None:
+        # Older steps could store anything here ("3", "ten", NaN): an unknown
+        # current counts as 0, an unknown total as none.
+        message = e.message
+        if not isinstance(message, str):
+            message = "" if message is None else _json(message)
         self.cur.execute(
             "UPDATE steps SET progress_current = ?, progress_total = ?, progress_message = ?,"
             " heartbeat_at = ?, position = ? WHERE step_job_id = ?",
-            (e.current, e.total, e.message, _ts(e), p, str(e.originator_id)),
+            (
+                storable.number(e.current) or 0.0,
+                storable.number(e.total),
+                message,
+                _ts(e),
+                p,
+                str(e.originator_id),
+            ),
         )
 
     def step_completed(self, p: int, e: Any) -> None:
@@ -194,16 +251,76 @@ HANDLERS: dict[type, Callable[[_Batch, int, Any], None]] = {
 }
 
 
+def _event_type(event: Any) -> str:
+    if isinstance(event, Undecodable):
+        return event.topic
+    return type(event).__qualname__
+
+
+def _apply(batch: _Batch, position: int, event: Any) -> None:
+    if isinstance(event, Undecodable):
+        raise CannotDecode(event.error)
+    handler = HANDLERS.get(type(event))
+    if handler is not None:  # other events (none today) change no rows
+        handler(batch, position, _Storable(event))
+
+
+def _apply_or_record(cur: Cursor, batch: _Batch, position: int, event: Any) -> None:
+    """Apply one event, or record why it cannot be applied (and apply nothing of it)."""
+    cur.execute("SAVEPOINT event")
+    try:
+        _apply(batch, position, event)
+    except Exception as e:
+        if is_database_failure(e):
+            raise
+        cur.execute("ROLLBACK TO SAVEPOINT event")
+        cur.restore_serials()  # numbered as a rebuild numbers them
+        why = str(e) if isinstance(e, CannotDecode) else f"{type(e).__name__}: {e}"
+        error = storable.text(why)[:MAX_ERROR_CHARS]
+        cur.execute(
+            "INSERT INTO unapplied_events"
+            " (position, originator_id, originator_version, event_type, error)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                position,
+                storable.text(str(event.originator_id)),
+                int(event.originator_version),
+                storable.text(_event_type(event)),
+                error,
+            ),
+        )
+    cur.execute("RELEASE SAVEPOINT event")
+
+
+def _fingerprint(event: Any) -> str:
+    return f"{event.originator_id}:{event.originator_version}"
+
+
 def apply_batch(cur: Cursor, events: Sequence[Positioned]) -> None:
-    """Apply events (in position order) and record the last position."""
+    """Apply events (in position order) and record the last position, with
+    the store's identity. The whole batch is tried at once; only when an event
+    in it fails is it applied again event by event, each in its own savepoint."""
     batch = _Batch(cur)
-    for position, event in events:
-        handler = HANDLERS.get(type(event))
-        if handler is not None:  # other events (none today) change no rows
-            handler(batch, position, event)
-    last = events[-1][0]
+    cur.execute("SAVEPOINT batch")
+    try:
+        for position, event in events:
+            _apply(batch, position, event)
+    except Exception as e:
+        if is_database_failure(e):
+            raise
+        cur.execute("ROLLBACK TO SAVEPOINT batch")
+        cur.restore_serials()
+        for position, event in events:
+            _apply_or_record(cur, batch, position, event)
+    cur.execute("RELEASE SAVEPOINT batch")
+    last, last_event = events[-1]
     cur.execute(
         "INSERT INTO tracking (name, position) VALUES (?, ?)"
         " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
         (TRACKING_NAME, last),
+    )
+    cur.execute(
+        "INSERT INTO store_identity (name, first_event, tracked_event) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET tracked_event = excluded.tracked_event",
+        (TRACKING_NAME, _fingerprint(events[0][1]), _fingerprint(last_event)),
     )

@@ -11,6 +11,7 @@ import orjson
 from projections.database import Database, Row
 from projections.notifier import PositionNotifier
 from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS, TRACKING_NAME
+from projections.storable import number
 
 LEVEL_NAMES = {n: name for name, n in LEVEL_NUMBERS.items()}
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -50,10 +51,15 @@ def line_json(r: Row) -> dict[str, Any]:
     }
 
 
+def _progress(r: Row) -> tuple[float, float | None]:
+    """(current, total) of a step row; rows written by older code may hold
+    text or NaN there, read as unknown."""
+    return number(r["progress_current"]) or 0.0, number(r["progress_total"])
+
+
 def step_json(r: Row) -> dict[str, Any]:
     counts = {level.lower(): r[col] for level, col in LEVEL_COLUMNS.items()}
-    total = r["progress_total"]
-    current = r["progress_current"]
+    current, total = _progress(r)
     return {
         "id": r["step_job_id"],
         "job_id": r["job_id"],
@@ -108,11 +114,8 @@ def job_json(r: Row, running_steps: list[Row]) -> dict[str, Any]:
     names = orjson.loads(r["step_names"])
     status = orjson.loads(r["step_status"])
     done = sum(s in ("succeeded", "skipped", "failed", "cancelled", "abandoned") for s in status)
-    fraction_running = sum(
-        min(1.0, s["progress_current"] / s["progress_total"])
-        for s in running_steps
-        if s["progress_total"]
-    )
+    progress = [_progress(s) for s in running_steps]
+    fraction_running = sum(min(1.0, current / total) for current, total in progress if total)
     steps_total = len(names)
     return {
         "id": r["job_id"],
@@ -170,6 +173,15 @@ class Queries:
         cur.execute("SELECT position FROM tracking WHERE name = ?", (TRACKING_NAME,))
         row = cur.fetchone()
         return int(row["position"]) if row else 0
+
+    def unapplied_events(self, limit: int) -> dict[str, Any]:
+        """How many stored events the projector could not apply, the latest first."""
+        with self.db.read() as cur:
+            cur.execute("SELECT COUNT(*) AS n FROM unapplied_events")
+            count = int(cur.fetchone()["n"])
+            cur.execute("SELECT * FROM unapplied_events ORDER BY position DESC LIMIT ?", (limit,))
+            latest = cur.fetchall()
+        return {"count": count, "latest": latest}
 
     # jobs
 

@@ -41,6 +41,9 @@ class ReadModel:
             row = cur.fetchone()
             if (int(row["position"]) if row else 0) != expected_position:
                 raise StaleBatch(f"read model is no longer at {expected_position}")
+            # A runner killed mid-batch used up sequence numbers: number rows
+            # as a rebuild does, from the rows there are.
+            cur.restore_serials()
             apply_batch(cur, events)
             if self.notify_channel:
                 cur.execute("SELECT pg_notify(?, ?)", (self.notify_channel, str(events[-1][0])))

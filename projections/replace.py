@@ -21,12 +21,12 @@ from pathlib import Path
 
 from domain.store import JobStore
 from projections.database import Cursor, PostgresDatabase, SQLiteDatabase
+from projections.integrity import set_aside, sqlite_damage
 from projections.readmodel import ReadModel
 from projections.rebuild import catch_up, rebuild_into
 from projections.schema import TRACKING_NAME, create_tables
 
-TABLES = ("tracking", "jobs", "steps", "lines", "line_marks")
-SERIALS = (("jobs", "job_no"), ("lines", "line_id"))  # copied ids: move the sequences on
+TABLES = ("tracking", "jobs", "steps", "lines", "line_marks", "store_identity", "unapplied_events")
 COPY_PAGE = 20_000
 LOCK_TIMEOUT = 60.0  # seconds to wait for the live runner's current batch
 
@@ -73,11 +73,7 @@ def _swap_postgres(store: JobStore, live: PostgresDatabase, rebuilt: SQLiteDatab
             for table in TABLES[1:]:
                 _copy_rows(source, cur, table)
         cur.execute("UPDATE tracking SET position = ? WHERE name = ?", (position, TRACKING_NAME))
-        for table, column in SERIALS:
-            cur.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
-                f" COALESCE(MAX({column}), 0) + 1, false) FROM {table}"
-            )
+        cur.restore_serials()  # the rows came with their numbers
     return position
 
 
@@ -99,7 +95,12 @@ def _copy_rows(source: Cursor, target: Cursor, table: str) -> None:
 
 def rebuild_live(store: JobStore, live: Path | PostgresDatabase) -> int:
     """Rebuild the live read model (an SQLite file, or the PostgreSQL schema)
-    from ``store`` and swap it in; return the position it is at afterwards."""
+    from ``store`` and swap it in; return the position it is at afterwards.
+    A damaged SQLite file is set aside and replaced (nothing could read it)."""
+    if isinstance(live, Path) and live.exists():
+        damage = sqlite_damage(live)
+        if damage is not None:
+            set_aside(live, f"is damaged ({damage})")
     scratch_dir = live.parent if isinstance(live, Path) else None
     with tempfile.TemporaryDirectory(prefix="steptrail-rebuild-", dir=scratch_dir) as tmp:
         rebuilt = rebuild_into(store, Path(tmp) / "readmodel.sqlite")  # live serves meanwhile

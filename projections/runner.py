@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from domain.store import JobStore
 from projections.notifier import PositionNotifier
 from projections.postgres_live import ProjectorLock
-from projections.projector import Positioned
+from projections.projector import Positioned, Undecodable
 from projections.readmodel import ReadModel, StaleBatch
 
 log = logging.getLogger("steptrail.projection")
@@ -29,11 +30,24 @@ def read_events(
     store: JobStore, after: int, limit: int, stop: int | None = None
 ) -> list[Positioned]:
     """Up to ``limit`` stored events after position ``after`` (none beyond
-    ``stop``), decoded by the store's mapper (so upcasting applies)."""
+    ``stop``), decoded by the store's mapper (so upcasting applies). One that
+    cannot be decoded is passed on as :class:`Undecodable`, to be recorded."""
     notifications = store.recorder.select_notifications(
         after, limit, stop=stop, inclusive_of_start=False
     )
-    return [(n.id, store.mapper.to_domain_event(n)) for n in notifications]
+    return [(n.id, _decode(store, n)) for n in notifications]
+
+
+def _decode(store: JobStore, notification: Any) -> Any:
+    try:
+        return store.mapper.to_domain_event(notification)
+    except Exception as e:
+        return Undecodable(
+            notification.originator_id,
+            notification.originator_version,
+            notification.topic,
+            f"cannot decode: {type(e).__name__}: {e}",
+        )
 
 
 class ProjectionRunner:
@@ -103,7 +117,10 @@ class ProjectionRunner:
         self.readmodel.apply(position, events)
         self.notifier.publish(events[-1][0])
         for listener in self._applied:
-            listener(events)
+            try:
+                listener(events)
+            except Exception:  # a listener (the console) never holds the projection up
+                log.exception("a listener of the projection failed at position %s", events[-1][0])
         return len(events)
 
     def _run(self) -> None:

@@ -1,6 +1,8 @@
 """Read-model tables. Every row records the store position of the last event
 that changed it; ``tracking`` holds the position the whole model reflects and
-is written in the same transaction as the rows."""
+is written in the same transaction as the rows, with ``store_identity`` (which
+store those positions belong to) and ``unapplied_events`` (stored events the
+projector could not turn into rows)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ LEVEL_COLUMNS = {
     "ERROR": "n_error",
     "CRITICAL": "n_critical",
 }
+# Serial columns: numbers users see (job_no) or order by (line_id).
+SERIALS = (("jobs", "job_no"), ("lines", "line_id"))
 LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 LINE_COLUMNS = ("step_job_id", "seq", "ts", "levelno", "logger", "message", "fields", "position")
 # A step row's line-derived columns, as a StepLogged event leaves them.
@@ -101,6 +105,19 @@ def statements(dialect: str) -> list[str]:
             fields TEXT,
             position {int_} NOT NULL)""",
         "CREATE UNIQUE INDEX IF NOT EXISTS lines_by_step ON lines (step_job_id, seq)",
+        # The first stored event and the one at the tracked position, as
+        # "originator_id:version": another store (or an older copy of this
+        # one) does not hold the same events at those positions.
+        """CREATE TABLE IF NOT EXISTS store_identity (
+            name TEXT PRIMARY KEY,
+            first_event TEXT NOT NULL,
+            tracked_event TEXT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS unapplied_events (
+            position {int_} PRIMARY KEY,
+            originator_id TEXT NOT NULL,
+            originator_version {int_} NOT NULL,
+            event_type TEXT NOT NULL,
+            error TEXT NOT NULL)""",
     ]
 
 
@@ -115,5 +132,13 @@ def create_tables(cur: Cursor, dialect: str) -> None:
 
 
 def drop_tables(cur: Cursor) -> None:
-    for table in ("line_marks", "lines", "steps", "jobs", "tracking"):
+    for table in (
+        "unapplied_events",
+        "store_identity",
+        "line_marks",
+        "lines",
+        "steps",
+        "jobs",
+        "tracking",
+    ):
         cur.execute(f"DROP TABLE IF EXISTS {table}")

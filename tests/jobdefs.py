@@ -324,3 +324,34 @@ def _colourful(ctx: StepContext) -> None:
 
 
 COLOURFUL = JobDefinition.of("colourful", [_colourful])
+
+
+TOKEN = "tok-9f8e7d6c5b4a"  # submitted as the secret param
+RUNTIME_SECRET = "rt-s3cr3t-7f2c9a"  # what a step learns while it runs and masks
+
+
+def secretive(ctx: StepContext) -> None:
+    """Logs its secret param and a value it masks itself in every way a
+    careless step would: in messages, fields, progress and its error."""
+    token = ctx.params["token"]
+    if token != TOKEN:
+        raise AssertionError("the step did not get its secret")
+    ctx.log.info("before")
+    ctx.log.info("token is %s", token, token=token, header=f"Bearer {token}")
+    logging.getLogger("tests.secret").warning("plain logging: %r", token)
+    ctx.progress(1, 3, f"using {token}")
+    ctx.mask(RUNTIME_SECRET)
+    ctx.log.info("runtime secret %s", RUNTIME_SECRET, nested=RUNTIME_SECRET)
+    ctx.log.info("after")
+    if ctx.params["fail"]:
+        raise RuntimeError(f"could not log in with {token}")
+
+
+SECRETIVE = JobDefinition.of(
+    "secretive",
+    [secretive],
+    [
+        Param("token", str, "", "an API token", secret=True),
+        Param("fail", bool, False),
+    ],
+)

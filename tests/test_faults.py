@@ -161,6 +161,9 @@ def test_a_full_disk_fails_the_step_with_the_cause(small_disk: Path) -> None:
             60,
             what="the refused save to be reported",
         )
+        if orchestrator.store_error:
+            health = httpx.get(f"{server.base_url}/healthz", timeout=10)
+            assert health.status_code == 503 and "full" in health.json()["store_error"]
         ballast.unlink()
         job = server.wait_job(job_id, ("failed",), timeout=30)
         step = job["steps"][0]

@@ -124,8 +124,12 @@ def test_two_apis_and_two_workers_run_every_job_once(cluster: Cluster, tmp_path:
             if event.event == "logs":
                 received += [line["seq"] for line in orjson.loads(event.data)["lines"]]
             elif event.event == "step":
-                step = orjson.loads(event.data)
-                if step["status"] != "running" and len(received) >= step["last_seq"]:
+                state = orjson.loads(event.data)  # any job's steps: only the watched one ends this
+                if (
+                    state["id"] == step["id"]
+                    and state["status"] != "running"
+                    and len(received) >= state["last_seq"]
+                ):
                     break
     assert received == list(range(1, 301))
 

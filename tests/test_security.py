@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import httpx
 import orjson
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import (
     JSON_HEADERS,
@@ -30,7 +30,7 @@ from tests.conftest import (
     start_server,
     wait_until,
 )
-from tests.test_page import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+from tests.test_page import WAIT_MS, browser  # noqa: F401  (the page tests' Chromium fixture)
 
 EVIL = "http://evil.example"
 TOKEN = "s3cret-token-never-printed"
@@ -308,18 +308,10 @@ document.addEventListener("securitypolicyviolation", (e) =>
 """
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def tab(chromium: Browser) -> Iterator[Page]:
+def tab(browser: Browser) -> Iterator[Page]:  # noqa: F811
     """A page that records policy violations; none may happen in a test."""
-    context = chromium.new_context()
+    context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.add_init_script(RECORD_VIOLATIONS)
@@ -362,11 +354,12 @@ def test_the_page_works_under_its_policy_with_no_violation(server: LiveServer, t
 
 @pytest.mark.browser
 def test_the_policy_is_in_force_and_violations_are_seen(
-    server: LiveServer, chromium: Browser
+    server: LiveServer,
+    browser: Browser,  # noqa: F811
 ) -> None:
     """What makes the no-violation checks mean something: an injected inline
     script does not run, and its violation is reported."""
-    context = chromium.new_context()
+    context = browser.new_context()
     try:
         page = context.new_page()
         page.add_init_script(RECORD_VIOLATIONS)

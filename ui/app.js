@@ -350,9 +350,10 @@ async function loadDefinitions() {
             ? h("input", { name: p.name, type: "checkbox", checked: Boolean(p.default), dataset: { type: p.type } })
             : h("input", {
                 name: p.name,
-                type: p.type === "string" ? "text" : "number",
+                type: p.secret ? "password" : p.type === "string" ? "text" : "number",
+                autocomplete: p.secret ? "off" : undefined,
                 step: p.type === "integer" ? "1" : "any",
-                value: p.default ?? "",
+                value: p.secret ? "" : p.default ?? "",
                 placeholder: p.help,
                 dataset: { type: p.type },
               }),
@@ -397,6 +398,29 @@ function fail(e) {
   box.textContent = e.message;
 }
 
+// A stored event the projection could not apply leaves its job shown without
+// it: say which (from /healthz), as text only.
+const HEALTH_SECONDS = 10;
+
+async function showUnapplied() {
+  let health;
+  try {
+    health = await getJSON("/healthz");
+  } catch {
+    return; // the server is unreachable or degraded: the connection badge says so
+  }
+  const box = $("unapplied");
+  const unapplied = health.unapplied_events;
+  box.hidden = !unapplied || unapplied.count === 0;
+  if (box.hidden) return;
+  const e = unapplied.latest[0];
+  const what = unapplied.count === 1 ? "1 stored event" : `${unapplied.count} stored events (latest shown)`;
+  box.textContent =
+    `${what} could not be applied to the read model: position ${e.position}, ` +
+    `${e.event_type} of ${e.originator_id} v${e.originator_version}: ${e.error}. ` +
+    "Everything else is shown; see /healthz.";
+}
+
 async function start() {
   $("submit-form").addEventListener("submit", submit);
   $("token-form").addEventListener("submit", (e) => {
@@ -414,6 +438,8 @@ async function start() {
     fail(e);
   }
   schedule();
+  showUnapplied();
+  setInterval(showUnapplied, HEALTH_SECONDS * 1000);
   // Durations of running jobs and steps tick.
   setInterval(() => {
     if ([...store.jobs.values()].some((j) => j.status === "running")) schedule();
