@@ -93,8 +93,14 @@ def mismatch(db: Database, store: JobStore) -> str | None:
             (TRACKING_NAME,),
         )
         identity = cur.fetchone()
+        cur.execute("SELECT 1 AS x FROM lines LIMIT 1")
+        has_lines = cur.fetchone() is not None
+        cur.execute("SELECT 1 AS x FROM line_marks LIMIT 1")
+        has_marks = cur.fetchone() is not None
     if position == 0:
         return None
+    if has_lines and not has_marks:  # streams and time travel read lines through marks
+        return "was built by an older steptrail (its lines have no line marks)"
     at_position = store.recorder.max_notification_id() or 0
     if position > at_position:
         return f"is at position {position}, ahead of its event store (at {at_position})"

@@ -11,6 +11,7 @@ damaged read model.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -22,7 +23,15 @@ import psycopg
 import pytest
 
 from domain.store import parse_store
-from tests.conftest import JOBDEFS, ROOT, ServerProcess, free_port, run_cli, wait_until
+from tests.conftest import (
+    JOBDEFS,
+    ROOT,
+    ServerProcess,
+    free_port,
+    run_cli,
+    store_args,
+    wait_until,
+)
 
 Jobs = list[tuple[str, str, list[tuple[str, str, int]]]]
 
@@ -303,3 +312,23 @@ def test_a_killed_server_leaves_a_read_model_that_is_kept(
     jobs, output = _served(data)
     assert jobs == base[3] and "kept as" not in output
     assert not list(data.glob("readmodel.sqlite.broken-*"))
+
+
+def test_a_read_model_without_line_marks_is_rebuilt(tmp_path: Path, any_store: str | None) -> None:
+    """A model built by a steptrail that kept no line marks (streams and time
+    travel read lines through them) is rebuilt at start, not served."""
+    data = tmp_path / "data"
+    before = _run_jobs(data, 120, store=any_store)
+    location = parse_store(any_store, data)
+    if any_store is None:
+        with sqlite3.connect(location.readmodel_path) as conn:
+            conn.execute("DELETE FROM line_marks")
+    else:
+        schema = location.postgres_params()["schema"]
+        with psycopg.connect(location.postgres_conninfo(), autocommit=True) as conn:
+            conn.execute(f'DELETE FROM "{schema}".line_marks')  # type: ignore[arg-type]
+    jobs, output = _served(data, any_store)
+    assert jobs == before
+    assert "older steptrail" in output, output
+    verify = run_cli("verify", *store_args(any_store, data), timeout=90)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
