@@ -61,6 +61,8 @@ RETRY_MS = 2000  # the browser's reconnection delay
 PING_SECONDS = 10.0
 SEND_TIMEOUT = 30.0  # a send blocked this long closes the connection (it can resume)
 IDLE_WAIT = 30.0  # re-check the model this often even without a wake-up
+PAUSE_PER_FOLLOWER = 0.0002  # 500 followers: a read every 100 ms at most
+MAX_PAUSE = 0.1
 SHARED_READS = 8  # recent reads kept for connections at the same cursor (each <~0.4 MB)
 
 
@@ -133,6 +135,14 @@ class SharedReads:
     def __init__(self, db: Database) -> None:
         self.db = db  # not the Runtime: this is the value of a weak map keyed by it
         self._reads: OrderedDict[tuple[object, ...], asyncio.Task[Batch]] = OrderedDict()
+        self.followers = 0  # open connections
+
+    def pause(self) -> float:
+        """Seconds a connection waits after a send before it reads again. A
+        lone follower gets every store move at once; many followers of a busy
+        step gather more moves per read, so the server's work per second stays
+        bounded as followers grow (each still gets every line, in order)."""
+        return min(MAX_PAUSE, self.followers * PAUSE_PER_FOLLOWER)
 
     def _read(self, filters: Filters, after: int, target: int, resumed: bool) -> Batch:
         return to_batch(read_changes(self.db, filters, after, target, resumed))
@@ -203,15 +213,20 @@ async def _follow(
     )
     shared = _shared_reads(rt)
     resumed = True  # the first read also sends the rows at `after` (see read_changes)
-    while True:
-        # Registers for the wake-up before checking the position: a change
-        # published between our last read and this wait is never missed.
-        if not await rt.notifier.wait_async(after, IDLE_WAIT):
-            continue
-        batch = await shared.get(filters, after, rt.notifier.position, resumed)
-        if batch.body:
-            yield batch.body
-        after, resumed = batch.through, False
+    shared.followers += 1
+    try:
+        while True:
+            # Registers for the wake-up before checking the position: a change
+            # published between our last read and this wait is never missed.
+            if not await rt.notifier.wait_async(after, IDLE_WAIT):
+                continue
+            batch = await shared.get(filters, after, rt.notifier.position, resumed)
+            if batch.body:
+                yield batch.body
+                await asyncio.sleep(shared.pause())
+            after, resumed = batch.through, False
+    finally:
+        shared.followers -= 1
 
 
 def _filters(request: Request) -> Filters:
