@@ -30,6 +30,8 @@ LINES_PER_EVENT = 1000  # measured: ~500-1000 lines per event is the sweet spot
 MAX_BUFFERED = 20_000  # a step logging faster than we store waits (backpressure)
 HEARTBEAT_TICK = 0.25  # how often the flusher looks at heartbeats when nothing is logged
 GATHER_SECONDS = 0.01  # after a save, lines gather this long before the next one
+BUSY_LINES = 200  # a save this large means the step logs fast: gather longer
+BUSY_GATHER_SECONDS = 0.05
 HEARTBEAT_INTERVAL = 1.0  # StepProgress is re-recorded at least this often: the lease
 
 log = logging.getLogger(__name__)
@@ -109,17 +111,20 @@ class StepRecorder:
             value,
         )
 
-    def flush(self, heartbeat: bool = False) -> None:
-        """Save buffered lines (and a heartbeat when due) in one transaction."""
+    def flush(self, heartbeat: bool = False) -> int:
+        """Save buffered lines (and a heartbeat when due) in one transaction;
+        return how many lines were saved."""
         with self._lock:
             if self.stopped or self.closed:
-                return
+                return 0
+            taken = len(self._buffer)
             self._take_buffered_lines()
             if heartbeat and time.monotonic() - self._last_progress_at >= HEARTBEAT_INTERVAL:
                 p = self.step.progress
                 self.step.report_progress(p["current"], p["total"], p["message"])
                 self._last_progress_at = time.monotonic()
             self._save()
+            return taken
 
     def close(self) -> None:
         """Store every line logged so far; lines logged after this are refused
@@ -222,9 +227,13 @@ class Flusher:
             self._wake.clear()
             with self._lock:
                 recorders = list(self._recorders)
+            saved = 0
             for recorder in recorders:
                 try:
-                    recorder.flush(heartbeat=True)
+                    saved += recorder.flush(heartbeat=True)
                 except Exception:  # one broken step must not stop the others' heartbeats
                     log.exception("flushing step %s failed", recorder.step.id)
-            self._stop.wait(GATHER_SECONDS)
+            # Under load, fewer and larger saves: each one hands the GIL back
+            # and forth with the logging threads, which costs them more than
+            # the save itself.
+            self._stop.wait(GATHER_SECONDS if saved < BUSY_LINES else BUSY_GATHER_SECONDS)
