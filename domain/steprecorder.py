@@ -30,8 +30,6 @@ LINES_PER_EVENT = 1000  # measured: ~500-1000 lines per event is the sweet spot
 MAX_BUFFERED = 20_000  # a step logging faster than we store waits (backpressure)
 HEARTBEAT_TICK = 0.25  # how often the flusher looks at heartbeats when nothing is logged
 GATHER_SECONDS = 0.01  # after a save, lines gather this long before the next one
-BUSY_LINES = 200  # a save this large means the step logs fast: gather longer
-BUSY_GATHER_SECONDS = 0.05
 HEARTBEAT_INTERVAL = 1.0  # StepProgress is re-recorded at least this often: the lease
 
 log = logging.getLogger(__name__)
@@ -111,20 +109,17 @@ class StepRecorder:
             value,
         )
 
-    def flush(self, heartbeat: bool = False) -> int:
-        """Save buffered lines (and a heartbeat when due) in one transaction;
-        return how many lines were saved."""
+    def flush(self, heartbeat: bool = False) -> None:
+        """Save buffered lines (and a heartbeat when due) in one transaction."""
         with self._lock:
             if self.stopped or self.closed:
-                return 0
-            taken = len(self._buffer)
+                return
             self._take_buffered_lines()
             if heartbeat and time.monotonic() - self._last_progress_at >= HEARTBEAT_INTERVAL:
                 p = self.step.progress
                 self.step.report_progress(p["current"], p["total"], p["message"])
                 self._last_progress_at = time.monotonic()
             self._save()
-            return taken
 
     def close(self) -> None:
         """Store every line logged so far; lines logged after this are refused
@@ -227,13 +222,9 @@ class Flusher:
             self._wake.clear()
             with self._lock:
                 recorders = list(self._recorders)
-            saved = 0
             for recorder in recorders:
                 try:
-                    saved += recorder.flush(heartbeat=True)
+                    recorder.flush(heartbeat=True)
                 except Exception:  # one broken step must not stop the others' heartbeats
                     log.exception("flushing step %s failed", recorder.step.id)
-            # Under load, fewer and larger saves: each one hands the GIL back
-            # and forth with the logging threads, which costs them more than
-            # the save itself.
-            self._stop.wait(GATHER_SECONDS if saved < BUSY_LINES else BUSY_GATHER_SECONDS)
+            self._stop.wait(GATHER_SECONDS)
