@@ -40,3 +40,6 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py --store postgresql://postgres@127.0.0.1:5432/test
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/live.py
+	$(BIN)/python bench/isolation.py
+	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/history_page.py
