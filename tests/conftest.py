@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -177,13 +178,27 @@ def _reset_sse_shutdown_flag() -> Iterator[None]:
     AppStatus.should_exit = False
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = start_server(tmp_path / "data")
+@contextmanager
+def serving(data_dir: Path, **overrides: Any) -> Iterator[LiveServer]:
+    """A live server for the length of a ``with`` block (see start_server)."""
+    live = start_server(data_dir, **overrides)
     try:
         yield live
     finally:
         live.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    with serving(tmp_path / "data") as live:
+        yield live
+
+
+@pytest.fixture
+def any_server(tmp_path: Path, any_store: str | None) -> Iterator[LiveServer]:
+    """A live server on SQLite files, then on PostgreSQL (see any_store)."""
+    with serving(tmp_path / "data", store=any_store) as live:
+        yield live
 
 
 @dataclass

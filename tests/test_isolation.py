@@ -10,16 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, start_server, step_lines, wait_until
+from tests.conftest import LiveServer, serving, start_server, step_lines, wait_until
 
 
 @pytest.fixture
 def live(tmp_path: Path, any_store: str | None) -> Iterator[LiveServer]:
-    server = start_server(tmp_path / "data", store=any_store, cancel_grace=1.0)
-    try:
+    with serving(tmp_path / "data", store=any_store, cancel_grace=1.0) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _running(server: LiveServer, job_id: str) -> dict:

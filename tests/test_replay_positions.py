@@ -16,18 +16,14 @@ from projections.notifier import PositionNotifier
 from projections.queries import Queries
 from projections.readmodel import ReadModel
 from projections.rebuild import ScratchDatabase
-from tests.conftest import LiveServer, run_cli, start_server, wait_until
+from tests.conftest import LiveServer, run_cli, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
-def server(tmp_path: Path, any_store: str | None) -> Iterator[LiveServer]:
-    live = start_server(tmp_path / "data", store=any_store)
-    try:
-        yield live
-    finally:
-        live.stop()
+def server(any_server: LiveServer) -> LiveServer:
+    return any_server
 
 
 def _folded(server: LiveServer, job_id: str, path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:

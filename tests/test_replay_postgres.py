@@ -11,18 +11,15 @@ import psycopg
 import pytest
 
 from domain.store import parse_store
-from tests.conftest import LiveServer, run_cli, start_server
+from tests.conftest import LiveServer, run_cli, serving
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def pg_server(tmp_path: Path, pg_store: str) -> Iterator[LiveServer]:
-    server = start_server(tmp_path / "data", store=pg_store)
-    try:
+    with serving(tmp_path / "data", store=pg_store) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _cli(store: str, *args: str) -> subprocess.CompletedProcess[str]:

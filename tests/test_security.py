@@ -27,6 +27,7 @@ from tests.conftest import (
     ServerProcess,
     free_port,
     run_cli,
+    serving,
     start_server,
     wait_until,
 )
@@ -201,11 +202,8 @@ def test_any_host_name_needs_a_token(tmp_path: Path) -> None:
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[LiveServer]:
-    live = start_server(tmp_path / "data", token=TOKEN)
-    try:
+    with serving(tmp_path / "data", token=TOKEN) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_a_token_in_the_url_opens_only_the_stream_and_downloads(guarded: LiveServer) -> None:

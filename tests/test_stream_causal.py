@@ -9,7 +9,6 @@ gives the rest exactly, and one stream can follow every step of a job.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from domain.aggregates import step_job_id_for
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer
 
 FINAL = {"succeeded", "failed", "cancelled", "abandoned", "skipped"}
 JOB_FINAL = {"succeeded", "failed", "cancelled"}
@@ -27,12 +26,8 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
-def server(tmp_path: Path, any_store: str | None) -> Iterator[LiveServer]:
-    live = start_server(tmp_path / "data", store=any_store)
-    try:
-        yield live
-    finally:
-        live.stop()
+def server(any_server: LiveServer) -> LiveServer:
+    return any_server
 
 
 def messages(

@@ -9,18 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, run_cli, start_server
+from tests.conftest import LiveServer, run_cli, serving
 
 TOKEN = "s3cret-token"
 
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[LiveServer]:
-    live = start_server(tmp_path / "data", token=TOKEN)
-    try:
+    with serving(tmp_path / "data", token=TOKEN) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.mark.parametrize("path", ["/api/jobs", "/api/logs", "/api/stream", "/openapi.json"])
