@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from eventsourcing.domain import Aggregate
@@ -32,7 +31,7 @@ from domain.aggregates import (
 )
 from domain.commands import Conflict, JobCommands, NotFound, get_manager, get_step, update_manager
 from domain.definitions import DefinitionError, JobDefinition
-from domain.steprun import StepRequest
+from domain.steprun import StepRequest, StepResult
 from domain.values import describe_exception
 from domain.worker import WorkerSpec
 from domain.workerpool import WorkerProcess
@@ -103,11 +102,11 @@ class Orchestrator:
             self._spawn(lambda w=worker: self._worker_loop(w), f"steptrail-worker-{i}")
         self._spawn(self._maintenance_loop, "steptrail-maintenance")
 
-    def stop(self, timeout: float | None = None) -> None:
+    def stop(self) -> None:
         """Ask running steps to stop; after the cancel grace their workers are
         stopped. Steps still running are recorded as interrupted by the stop."""
         self._stop.set()
-        deadline = time.monotonic() + (timeout or self.cancel_grace + 10.0)
+        deadline = time.monotonic() + self.cancel_grace + 10.0
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         for worker in self.workers:
@@ -276,11 +275,16 @@ class Orchestrator:
         if result.lost:
             return None
         retry = result.retryable and step.attempt < definition.max_attempts
-        outcome = StepOutcome(str(step.id), index, result.status, result.error, result.traceback)
-        return self._record_outcome(job_id, definition, outcome, retry)
+        return self._record_outcome(job_id, definition, str(step.id), index, result, retry)
 
     def _record_outcome(
-        self, job_id: str, definition: JobDefinition, outcome: StepOutcome, retry: bool = False
+        self,
+        job_id: str,
+        definition: JobDefinition,
+        step_job_id: str,
+        index: int,
+        result: StepResult,
+        retry: bool,
     ) -> Manager | None:
         """Save the step's StepCompleted, the job's record of it and, when the
         step decides it, the job's end in ONE transaction: no crash can leave
@@ -291,19 +295,19 @@ class Orchestrator:
 
         def change(m: Manager) -> list[Aggregate]:
             self._check_owner(m)
-            step = get_step(self.store, outcome.step_job_id)
+            step = get_step(self.store, step_job_id)
             if step.status != RUNNING:
                 raise JobLost(f"step {step.id} was closed by another writer")
-            step.complete(outcome.status, outcome.error, outcome.traceback)
-            m.step_finished(outcome.index, outcome.status)
-            name = definition.steps[outcome.index].name
+            step.complete(result.status, result.error, result.traceback)
+            m.step_finished(index, result.status)
+            name = definition.steps[index].name
             if retry:  # its worker died: the definition allows another attempt
-                m.retry(outcome.index, f"attempt {step.attempt} failed: {outcome.error}")
-            elif outcome.status in (FAILED, ABANDONED):
-                m.complete(FAILED, f"step {name!r} failed: {outcome.error}")
-            elif outcome.status == CANCELLED:
+                m.retry(index, f"attempt {step.attempt} failed: {result.error}")
+            elif result.status in (FAILED, ABANDONED):
+                m.complete(FAILED, f"step {name!r} failed: {result.error}")
+            elif result.status == CANCELLED:
                 m.complete(CANCELLED, "cancelled")
-            elif outcome.index == len(definition.steps) - 1:
+            elif index == len(definition.steps) - 1:
                 m.complete(SUCCEEDED)
             saved[:] = [m]
             return [step]
@@ -319,7 +323,7 @@ class Orchestrator:
                 # (the space may come back) rather than leave it to be reaped
                 # later under a cause that is not its own.
                 if self.store_error is None:
-                    log.exception("could not record the end of step %s", outcome.step_job_id)
+                    log.exception("could not record the end of step %s", step_job_id)
                 self.store_error = describe_exception(e)
                 if self._stop.wait(delay):
                     return None  # stopping: the next start closes it
@@ -327,12 +331,3 @@ class Orchestrator:
                 continue
             self.store_error = None
             return saved[0]
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    step_job_id: str
-    index: int
-    status: str
-    error: str | None
-    traceback: str | None

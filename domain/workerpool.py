@@ -77,10 +77,8 @@ class WorkerProcess:
         """Run one step in the process and return how it ended."""
         self.running = request.step_job_id
         try:
-            try:
+            with contextlib.suppress(OSError):  # it died: the poll below sees its pipe's end
                 self.conn.send(("run", request))
-            except OSError:
-                return self._died()
             started = time.monotonic()
             reason: StopReason | None = None
             asked_at = 0.0
