@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -48,6 +49,9 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """The worker process's entry point: serve step requests until the
     server goes away (its end of the pipe closes)."""
     os.nice(NICENESS)
+    # Ctrl-C in a terminal signals the whole process group: the server stops
+    # its workers itself, after giving running steps the cancel grace.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     Worker(conn, spec).serve()
 
 

@@ -242,6 +242,7 @@ class ServerProcess:
                 stdout=out if self.stdout == "log" else subprocess.PIPE,
                 stderr=subprocess.STDOUT if self.stdout == "log" else out,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,  # its own process group, as in a terminal
             )
         if self.stdout == "closed":
             assert self.proc.stdout is not None

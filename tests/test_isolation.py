@@ -4,13 +4,24 @@ jobs. Run on SQLite files and on the real PostgreSQL."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, serving, start_server, step_lines, wait_until
+from tests.conftest import (
+    LiveServer,
+    ServerProcess,
+    free_port,
+    get_json,
+    serving,
+    start_server,
+    step_lines,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -85,3 +96,49 @@ def test_a_server_stop_records_running_steps_as_interrupted(
         assert done["steps"][0]["counts"]["total"] == 100
     finally:
         server.stop()
+
+
+def test_ctrl_c_gives_running_steps_the_grace_then_records_them_interrupted(
+    tmp_path: Path, any_store: str | None
+) -> None:
+    """Ctrl-C in a terminal signals the server and its worker processes
+    alike: the workers wait for the server, which stops the step itself."""
+    data = tmp_path / "data"
+    extra = ("--cancel-grace", "1", *(("--store", any_store) if any_store else ()))
+    proc = ServerProcess(data, free_port(), extra_args=extra).start()
+    try:
+        job_id = _submit(proc.base_url, "misbehave", how="sleep")
+        # its 100 lines are stored: it runs in its worker, now in time.sleep
+        wait_until(
+            lambda: (
+                get_json(proc.base_url, f"/api/jobs/{job_id}")["steps"][0]["counts"]["total"] == 100
+            ),
+            what="the step to log its lines",
+        )
+        assert proc.proc is not None
+        os.killpg(proc.proc.pid, signal.SIGINT)
+        proc.proc.wait(timeout=30)
+        proc.start()
+        job = wait_until(
+            lambda: (
+                (j := get_json(proc.base_url, f"/api/jobs/{job_id}"))["status"] != "running" and j
+            ),
+            30,
+            what="the job to end",
+        )
+    finally:
+        proc.stop()
+    step = job["steps"][0]
+    assert (job["status"], step["status"]) == ("cancelled", "cancelled"), [
+        (x["attempt"], x["status"], x["error"]) for x in job["steps"]
+    ]
+    assert step["error"].startswith("interrupted: the server stopped"), step["error"]
+    assert step["counts"]["total"] == 100
+
+
+def _submit(base_url: str, definition: str, **params: object) -> str:
+    r = httpx.post(
+        f"{base_url}/api/jobs", json={"definition": definition, "params": params}, timeout=30
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
