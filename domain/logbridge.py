@@ -15,6 +15,7 @@ from typing import TextIO
 from domain.aggregates import level_name
 from domain.context import current_step
 from domain.values import (
+    MAX_NAME_CHARS,
     describe_exception,
     fields_json,
     format_traceback,
@@ -73,14 +74,12 @@ class StepLogHandler(logging.Handler):
                 self.outside.handle(record)
             return
         level = _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno)
-        name, message = text(record.name, 200), record_message(record)
-        fields = getattr(record, "fields", None)
-        masker = recorder.masker
-        if masker:  # secrets never reach a stored line
-            name, message = masker.text(name), masker.text(message)
-            recorder.append(record.created, level, name, message, fields_json(fields, masker.text))
-        else:
-            recorder.append(record.created, level, name, message, fields_json(fields))
+        name, message = text(record.name, MAX_NAME_CHARS), record_message(record)
+        mask = recorder.masker.text if recorder.masker else None
+        if mask is not None:  # secrets never reach a stored line
+            name, message = mask(name), mask(message)
+        fields = fields_json(getattr(record, "fields", None), mask)
+        recorder.append(record.created, level, name, message, fields)
 
 
 def install(capture_level: int = logging.DEBUG, stream: TextIO | None = None) -> StepLogHandler:

@@ -24,7 +24,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.aggregates import StepJob
 from domain.masking import Masker
 from domain.store import JobStore
-from domain.values import cut, describe_exception, finite_number, text
+from domain.values import MAX_PROGRESS_MESSAGE, cut, describe_exception, finite_number, text
 
 LINES_PER_EVENT = 1000  # measured: ~500-1000 lines per event is the sweet spot
 MAX_BUFFERED = 20_000  # a step logging faster than we store waits (backpressure)
@@ -95,7 +95,9 @@ class StepRecorder:
             if total is not None and limit is None:
                 self._warn("total", total)
             self._take_buffered_lines()  # lines logged before this progress come first
-            self.step.report_progress(number, limit, self.masker.text(text(message, 1000)))
+            self.step.report_progress(
+                number, limit, self.masker.text(text(message, MAX_PROGRESS_MESSAGE))
+            )
             self._last_progress_at = time.monotonic()
 
     def _warn(self, what: str, value: object) -> None:

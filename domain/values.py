@@ -20,6 +20,7 @@ import orjson
 
 MAX_LINE_CHARS = 64 * 1024  # a longer message or field value is stored cut, with a marker
 MAX_PROGRESS_MESSAGE = 1000
+MAX_NAME_CHARS = 200  # logger names and field names
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -123,7 +124,7 @@ def fields_json(fields: object, mask: Callable[[str], str] | None = None) -> str
     if not fields or not isinstance(fields, dict):
         return None
     try:
-        clean = {text(k, 200): _scalar(v) for k, v in fields.items()}
+        clean = {text(k, MAX_NAME_CHARS): _scalar(v) for k, v in fields.items()}
     except Exception as e:  # a dict subclass whose iteration raises, say
         clean = {"fields": f"<could not be read: {describe_exception(e)}>"}
     if mask is not None:
