@@ -176,7 +176,8 @@ class JobCommands:
         manager = get_manager(self.store, job_id)
         job = self.registry.get(manager.definition)
         secret = {p.name for p in job.params if manager.params.get(p.name) == MASK}
-        given = _secret_params(params, secret)
+        given = _secret_params(params, secret)  # validated before anything is written
+        values = {name: job.param(name).coerce(value) for name, value in given.items()}
 
         def change(m: Manager) -> list[Aggregate]:
             if m.status not in (FAILED, CANCELLED):
@@ -184,8 +185,10 @@ class JobCommands:
             m.retry(m.first_unfinished_step(), "retried by user")
             return []
 
-        self.secrets.forget(job_id)
-        self.secrets.keep(job_id, {name: job.param(name).coerce(v) for name, v in given.items()})
+        if not values:
+            return update_manager(self.store, job_id, change)
+        self.secrets.forget(job_id)  # anything a failed earlier retry left
+        self.secrets.keep(job_id, values)
         try:
             return update_manager(self.store, job_id, change)
         except BaseException:
