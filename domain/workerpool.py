@@ -88,11 +88,12 @@ class WorkerProcess:
                         message = self.conn.recv()
                     except (EOFError, OSError):
                         return self._died()
-                    if message[0] == "saved":
-                        self.on_saved(message[1])
-                        continue
-                    result: StepResult = message[1]
-                    return reason.cooperative(result) if reason else result
+                    if message[0] == "done":
+                        result: StepResult = message[1]
+                        return reason.cooperative(result) if reason else result
+                    self.on_saved(message[1])
+                # Checked after every message too: a busy step's wake-ups come
+                # faster than the poll's timeout and must not hide a cancel.
                 now = time.monotonic()
                 if reason is None:
                     reason = _reason(cancel, stop, timeout, now - started)

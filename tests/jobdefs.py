@@ -265,6 +265,10 @@ def misbehave(ctx: StepContext) -> None:
         os._exit(3)
     elif how == "sleep":
         time.sleep(600)  # never reaches a cancellation check
+    elif how == "chatter":  # a line every few ms for a minute, never checking
+        for i in range(12_000):
+            logging.getLogger("tests.chatter").info("chatter %d", i)
+            time.sleep(0.005)
     elif how == "hold-the-gil":
         re.match(r"(a+)+$", "a" * 40 + "b")  # backtracks for ages inside one C call
 

@@ -59,7 +59,7 @@ def test_a_dead_worker_is_retried_when_attempts_remain(live: LiveServer) -> None
 
 
 def test_cancel_stops_a_step_that_never_checks(live: LiveServer) -> None:
-    for how in ("sleep", "hold-the-gil"):
+    for how in ("sleep", "hold-the-gil", "chatter"):
         job = live.submit("misbehave", how=how)
         _running(live, job["id"])
         # the server answers while the step holds its own interpreter's GIL
