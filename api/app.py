@@ -14,17 +14,17 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api.auth import TokenAuth
-from api.errors import EXCEPTION_HANDLERS
-from api.guards import RequestGuard
-from api.headers import SecurityHeaders
-from api.jsonresponse import json_response
-from api.limits import BodyLimit, StreamCap
-from api.openapi import OPENAPI
-from api.policy import Policy
-from api.routes import ROUTES
-from api.runtime import Runtime
-from api.stream import stream
+from steptrail.api.auth import TokenAuth
+from steptrail.api.errors import EXCEPTION_HANDLERS
+from steptrail.api.guards import RequestGuard
+from steptrail.api.headers import SecurityHeaders
+from steptrail.api.jsonresponse import json_response
+from steptrail.api.limits import BodyLimit, StreamCap
+from steptrail.api.openapi import OPENAPI
+from steptrail.api.policy import Policy
+from steptrail.api.routes import ROUTES
+from steptrail.api.runtime import Runtime
+from steptrail.api.stream import stream
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 

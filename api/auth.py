@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import ApiError, refuse
+from steptrail.api.errors import ApiError, refuse
 
 PROTECTED_PREFIXES = ("/api/", "/openapi.json")
 QUERY_TOKEN_PATHS = re.compile(r"^/api/(stream|steps/[^/]+/logs/download)$")

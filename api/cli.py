@@ -17,14 +17,14 @@ import orjson
 import uvicorn
 from starlette.concurrency import run_in_threadpool
 
-from api.cli_history import register as register_history_commands
-from api.cli_options import add_store_args
-from api.httpserver import server_config
-from api.policy import ANY_HOST, Policy
-from api.runtime import DataDirInUse, Runtime, Settings
-from domain.store import parse_store
-from domain.terminal import COLOR_CHOICES
-from projections.integrity import StoreDamaged
+from steptrail.api.cli_history import register as register_history_commands
+from steptrail.api.cli_options import add_store_args
+from steptrail.api.httpserver import server_config
+from steptrail.api.policy import ANY_HOST, Policy
+from steptrail.api.runtime import DataDirInUse, Runtime, Settings
+from steptrail.domain.store import parse_store
+from steptrail.domain.terminal import COLOR_CHOICES
+from steptrail.projections.integrity import StoreDamaged
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -99,7 +99,7 @@ def _token_source(args: argparse.Namespace) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from api.app import create_app
+    from steptrail.api.app import create_app
 
     if not args.token and not _is_loopback(args.host):
         print(

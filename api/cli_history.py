@@ -21,16 +21,16 @@ from typing import Any
 import httpx
 import orjson
 
-from api.cli_options import add_store_args
-from api.tail import READ_TIMEOUT, JobNotFound, Lost, Tail
-from domain.commands import NotFound
-from domain.store import JobStore, StoreLocation, parse_store
-from domain.terminal import COLOR_CHOICES, for_terminal, use_colour
-from projections.database import Database, PostgresDatabase, SQLiteDatabase
-from projections.history import job_events
-from projections.integrity import StoreDamaged, check_event_file, sqlite_damage
-from projections.rebuild import verify, wait_for_position
-from projections.replace import rebuild_live
+from steptrail.api.cli_options import add_store_args
+from steptrail.api.tail import READ_TIMEOUT, JobNotFound, Lost, Tail
+from steptrail.domain.commands import NotFound
+from steptrail.domain.store import JobStore, StoreLocation, parse_store
+from steptrail.domain.terminal import COLOR_CHOICES, for_terminal, use_colour
+from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
+from steptrail.projections.history import job_events
+from steptrail.projections.integrity import StoreDamaged, check_event_file, sqlite_damage
+from steptrail.projections.rebuild import verify, wait_for_position
+from steptrail.projections.replace import rebuild_live
 
 EVENTS_PER_PAGE = 200
 

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from api.headers import SECURITY_HEADERS
-from api.jsonresponse import json_response
+from steptrail.api.headers import SECURITY_HEADERS
+from steptrail.api.jsonresponse import json_response
 
 log = logging.getLogger("steptrail.api")
 

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import ApiError, refuse
-from api.policy import ANY_HOST
+from steptrail.api.errors import ApiError, refuse
+from steptrail.api.policy import ANY_HOST
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON = "application/json"

@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from api.errors import ApiError, bad_request, not_found
-from api.runtime import Runtime
-from domain.commands import Conflict, NotFound
-from domain.definitions import DefinitionError
-from projections.history import OutOfRange
+from steptrail.api.errors import ApiError, bad_request, not_found
+from steptrail.api.runtime import Runtime
+from steptrail.domain.commands import Conflict, NotFound
+from steptrail.domain.definitions import DefinitionError
+from steptrail.projections.history import OutOfRange
 
 T = TypeVar("T")
 

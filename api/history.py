@@ -8,13 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.errors import bad_request
-from api.handlers import in_thread, runtime
-from api.jsonresponse import json_response
-from api.params import checked_text, choice_param, int_param
-from domain.aggregates import Manager, StepJob
-from projections.history import aggregate_state, job_events
-from projections.replay import job_at
+from steptrail.api.errors import bad_request
+from steptrail.api.handlers import in_thread, runtime
+from steptrail.api.jsonresponse import json_response
+from steptrail.api.params import checked_text, choice_param, int_param
+from steptrail.domain.aggregates import Manager, StepJob
+from steptrail.projections.history import aggregate_state, job_events
+from steptrail.projections.replay import job_at
 
 MAX_EVENTS = 1000  # a StepLogged event carries up to ~1000 lines
 

@@ -18,7 +18,7 @@ from collections import Counter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import ApiError, refuse
+from steptrail.api.errors import ApiError, refuse
 
 STREAM_PATH = "/api/stream"
 

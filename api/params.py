@@ -6,8 +6,8 @@ from datetime import datetime
 
 from starlette.datastructures import QueryParams
 
-from api.errors import bad_request
-from projections.schema import LEVEL_NUMBERS
+from steptrail.api.errors import bad_request
+from steptrail.projections.schema import LEVEL_NUMBERS
 
 MAX_LIMIT = 5000
 MAX_INTEGER = 2**63 - 1  # what the databases store: anything larger is bad input

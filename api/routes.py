@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from api.errors import bad_request, not_found
-from api.handlers import in_thread, runtime
-from api.history import HISTORY_ROUTES
-from api.jsonresponse import json_response
-from api.params import (
+from steptrail.api.errors import bad_request, not_found
+from steptrail.api.handlers import in_thread, runtime
+from steptrail.api.history import HISTORY_ROUTES
+from steptrail.api.jsonresponse import json_response
+from steptrail.api.params import (
     checked_text,
     choice_param,
     int_param,
@@ -27,9 +27,9 @@ from api.params import (
     text_param,
     time_param,
 )
-from api.runtime import Runtime
-from domain.commands import NotFound, parse_id
-from projections.queries import JOB_STATUSES
+from steptrail.api.runtime import Runtime
+from steptrail.domain.commands import NotFound, parse_id
+from steptrail.projections.queries import JOB_STATUSES
 
 READ_YOUR_WRITE_SECONDS = 5.0
 HEALTH_UNAPPLIED = 20  # unapplied events listed by /healthz (the latest)

@@ -11,24 +11,28 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import IO, TextIO
 
-from domain.builtin_jobs import load_registry
-from domain.commands import JobCommands
-from domain.console import ConsoleEcho
-from domain.definitions import Registry
-from domain.logbridge import install as install_log_bridge
-from domain.orchestrator import Orchestrator
-from domain.secrets import SecretStore
-from domain.store import JobStore, StoreLocation
-from domain.terminal import for_terminal, use_colour
-from domain.worker import WorkerSpec
-from projections.console_feed import ConsoleFeed
-from projections.database import PostgresDatabase, SQLiteDatabase
-from projections.integrity import check_event_file, check_postgres_readmodel, open_sqlite_readmodel
-from projections.notifier import PositionNotifier
-from projections.postgres_live import Listener, ProjectorLock, readmodel_channel
-from projections.queries import Queries
-from projections.readmodel import ReadModel
-from projections.runner import ProjectionRunner
+from steptrail.domain.builtin_jobs import load_registry
+from steptrail.domain.commands import JobCommands
+from steptrail.domain.console import ConsoleEcho
+from steptrail.domain.definitions import Registry
+from steptrail.domain.logbridge import install as install_log_bridge
+from steptrail.domain.orchestrator import Orchestrator
+from steptrail.domain.secrets import SecretStore
+from steptrail.domain.store import JobStore, StoreLocation
+from steptrail.domain.terminal import for_terminal, use_colour
+from steptrail.domain.worker import WorkerSpec
+from steptrail.projections.console_feed import ConsoleFeed
+from steptrail.projections.database import PostgresDatabase, SQLiteDatabase
+from steptrail.projections.integrity import (
+    check_event_file,
+    check_postgres_readmodel,
+    open_sqlite_readmodel,
+)
+from steptrail.projections.notifier import PositionNotifier
+from steptrail.projections.postgres_live import Listener, ProjectorLock, readmodel_channel
+from steptrail.projections.queries import Queries
+from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.runner import ProjectionRunner
 
 log = logging.getLogger("steptrail")
 

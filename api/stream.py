@@ -50,12 +50,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.errors import bad_request
-from api.handlers import runtime
-from api.params import MAX_INTEGER, choice_param, int_param
-from api.runtime import Runtime
-from projections.changes import Changes, Filters, read_changes
-from projections.database import Database
+from steptrail.api.errors import bad_request
+from steptrail.api.handlers import runtime
+from steptrail.api.params import MAX_INTEGER, choice_param, int_param
+from steptrail.api.runtime import Runtime
+from steptrail.projections.changes import Changes, Filters, read_changes
+from steptrail.projections.database import Database
 
 RETRY_MS = 2000  # the browser's reconnection delay
 PING_SECONDS = 10.0

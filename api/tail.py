@@ -22,9 +22,9 @@ import httpx
 import orjson
 from httpx_sse import connect_sse
 
-from domain.aggregates import JOB_FINAL, STEP_FINAL, SUCCEEDED
-from domain.console import console_line
-from domain.terminal import for_terminal
+from steptrail.domain.aggregates import JOB_FINAL, STEP_FINAL, SUCCEEDED
+from steptrail.domain.console import console_line
+from steptrail.domain.terminal import for_terminal
 
 PAGE = 5000
 READ_TIMEOUT = 30.0  # the stream pings every 10 s: silence this long means it is gone

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from domain.context import StepContext
-from domain.definitions import JobDefinition, Param
+from steptrail.domain.context import StepContext
+from steptrail.domain.definitions import JobDefinition, Param
 
 MESSAGE = "processed record %d of the batch"
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.live import Server  # noqa: E402
 from bench.replay import write_store  # noqa: E402
-from domain.store import JobStore, StoreLocation  # noqa: E402
+from steptrail.domain.store import JobStore, StoreLocation  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

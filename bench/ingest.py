@@ -28,9 +28,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.runtime import Runtime, Settings
 from bench.benchjobs import MESSAGE
-from domain.store import parse_store
+from steptrail.api.runtime import Runtime, Settings
+from steptrail.domain.store import parse_store
 
 BENCH_JOBS = str(Path(__file__).resolve().parent / "benchjobs.py")
 

@@ -41,9 +41,9 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from domain.aggregates import step_job_id_for  # noqa: E402
-from domain.context import StepContext  # noqa: E402
-from domain.definitions import JobDefinition, Param  # noqa: E402
+from steptrail.domain.aggregates import step_job_id_for  # noqa: E402
+from steptrail.domain.context import StepContext  # noqa: E402
+from steptrail.domain.definitions import JobDefinition, Param  # noqa: E402
 
 BUCKET_MS = 1  # latency histogram resolution
 
@@ -220,7 +220,7 @@ class Server:
     def __init__(self, data_dir: Path) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "api.cli", "serve", "--data-dir", str(data_dir)]
+        args = [sys.executable, "-m", "steptrail", "serve", "--data-dir", str(data_dir)]
         args += ["--port", str(self.port), "--jobs", __file__]
         args += ["--max-streams-per-client", "1000"]  # every client here is 127.0.0.1
         self.log = (data_dir.parent / "server.log").open("wb")

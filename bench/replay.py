@@ -35,17 +35,17 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from domain.aggregates import LEVELS, Manager, StepJob
-from domain.store import JobStore, StoreLocation
-from projections.database import SQLiteDatabase
-from projections.history import select_job_events
-from projections.notifier import PositionNotifier
-from projections.queries import Queries
-from projections.readmodel import ReadModel
-from projections.rebuild import ScratchDatabase, rebuild_into
-from projections.replay import job_at
-from projections.runner import ProjectionRunner, read_events
-from projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, create_tables
+from steptrail.domain.aggregates import LEVELS, Manager, StepJob
+from steptrail.domain.store import JobStore, StoreLocation
+from steptrail.projections.database import SQLiteDatabase
+from steptrail.projections.history import select_job_events
+from steptrail.projections.notifier import PositionNotifier
+from steptrail.projections.queries import Queries
+from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.rebuild import ScratchDatabase, rebuild_into
+from steptrail.projections.replay import job_at
+from steptrail.projections.runner import ProjectionRunner, read_events
+from steptrail.projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, create_tables
 
 STEPS = 4
 LINES_PER_EVENT = 1000

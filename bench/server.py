@@ -23,7 +23,7 @@ class BenchServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "api.cli", "serve", "--data-dir", str(data_dir)]
+        command = [sys.executable, "-m", "steptrail", "serve", "--data-dir", str(data_dir)]
         self.proc = subprocess.Popen(
             [*command, "--port", str(self.port), "--jobs", BENCH_JOBS, *args],
             cwd=ROOT,

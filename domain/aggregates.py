@@ -8,11 +8,25 @@ its ``last_seq`` and ordering never depends on clocks.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 from uuid import UUID, uuid5
 
 import orjson
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import get_topic, register_topic
+
+# Stores written before the package moved under ``steptrail`` name these classes
+# ``domain.aggregates:…``: such events still resolve, load and replay.
+LEGACY_MODULE = "domain.aggregates"
+register_topic(LEGACY_MODULE, sys.modules[__name__])
+
+
+def stored_topics(cls: type) -> tuple[str, str]:
+    """Every topic events of ``cls`` may be stored under: its own, and the one
+    a store written before the move gave them (for SQL that filters on topic)."""
+    topic = get_topic(cls)
+    return topic, LEGACY_MODULE + topic[len(__name__) :]
 
 # A StepLogged event's lines are compact lists in this field order, stored as
 # one JSON text (``lines_json``). ``fields`` is the JSON text of the line's

@@ -8,8 +8,8 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from domain.context import StepContext
-from domain.definitions import JobDefinition, Param, Registry
+from steptrail.domain.context import StepContext
+from steptrail.domain.definitions import JobDefinition, Param, Registry
 
 # (level, weight): the default mix of the demo's lines
 DEFAULT_MIX = "debug:2,info:12,warning:3,error:1"

@@ -15,7 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
-from domain.aggregates import (
+from steptrail.domain.aggregates import (
     ABANDONED,
     CANCELLED,
     FAILED,
@@ -28,9 +28,9 @@ from domain.aggregates import (
     StepJob,
     step_job_id_for,
 )
-from domain.definitions import MASK, DefinitionError, Registry
-from domain.secrets import SecretStore
-from domain.store import JobStore
+from steptrail.domain.definitions import MASK, DefinitionError, Registry
+from steptrail.domain.secrets import SecretStore
+from steptrail.domain.store import JobStore
 
 
 class NotFound(LookupError):

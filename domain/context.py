@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from domain.values import safe_str
+from steptrail.domain.values import safe_str
 
 if TYPE_CHECKING:
-    from domain.steprecorder import StepRecorder
+    from steptrail.domain.steprecorder import StepRecorder
 
 current_step: contextvars.ContextVar[StepRecorder | None] = contextvars.ContextVar(
     "steptrail_current_step", default=None

@@ -12,9 +12,9 @@ import logging
 import sys
 from typing import TextIO
 
-from domain.aggregates import level_name
-from domain.context import current_step
-from domain.values import (
+from steptrail.domain.aggregates import level_name
+from steptrail.domain.context import current_step
+from steptrail.domain.values import (
     MAX_NAME_CHARS,
     describe_exception,
     fields_json,

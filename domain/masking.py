@@ -10,7 +10,7 @@ line may hold a piece of it).
 
 from __future__ import annotations
 
-from domain.definitions import MASK
+from steptrail.domain.definitions import MASK
 
 
 class Masker:

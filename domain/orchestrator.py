@@ -19,7 +19,7 @@ from typing import Protocol
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from domain.aggregates import (
+from steptrail.domain.aggregates import (
     ABANDONED,
     CANCELLED,
     FAILED,
@@ -29,12 +29,19 @@ from domain.aggregates import (
     Manager,
     StepJob,
 )
-from domain.commands import Conflict, JobCommands, NotFound, get_manager, get_step, update_manager
-from domain.definitions import DefinitionError, JobDefinition
-from domain.steprun import StepRequest, StepResult
-from domain.values import describe_exception
-from domain.worker import WorkerSpec
-from domain.workerpool import WorkerProcess
+from steptrail.domain.commands import (
+    Conflict,
+    JobCommands,
+    NotFound,
+    get_manager,
+    get_step,
+    update_manager,
+)
+from steptrail.domain.definitions import DefinitionError, JobDefinition
+from steptrail.domain.steprun import StepRequest, StepResult
+from steptrail.domain.values import describe_exception
+from steptrail.domain.worker import WorkerSpec
+from steptrail.domain.workerpool import WorkerProcess
 
 log = logging.getLogger("steptrail.orchestrator")
 MAX_STORE_RETRY_DELAY = 2.0  # seconds between tries of a save the store refused

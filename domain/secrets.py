@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import psycopg
 from cryptography.fernet import Fernet, InvalidToken
 
-from domain.store import StoreLocation
+from steptrail.domain.store import StoreLocation
 
 KEY_ENV = "STEPTRAIL_SECRET_KEY"
 

@@ -21,10 +21,16 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.aggregates import StepJob
-from domain.masking import Masker
-from domain.store import JobStore
-from domain.values import MAX_PROGRESS_MESSAGE, cut, describe_exception, finite_number, text
+from steptrail.domain.aggregates import StepJob
+from steptrail.domain.masking import Masker
+from steptrail.domain.store import JobStore
+from steptrail.domain.values import (
+    MAX_PROGRESS_MESSAGE,
+    cut,
+    describe_exception,
+    finite_number,
+    text,
+)
 
 LINES_PER_EVENT = 1000  # measured: ~500-1000 lines per event is the sweet spot
 MAX_BUFFERED = 20_000  # a step logging faster than we store waits (backpressure)

@@ -17,11 +17,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from domain.aggregates import CANCELLED, FAILED, SKIPPED, SUCCEEDED
-from domain.context import Cancelled, SkipStep, StepContext, current_step
-from domain.definitions import JobDefinition
-from domain.steprecorder import StepRecorder
-from domain.values import describe_exception, format_traceback, text
+from steptrail.domain.aggregates import CANCELLED, FAILED, SKIPPED, SUCCEEDED
+from steptrail.domain.context import Cancelled, SkipStep, StepContext, current_step
+from steptrail.domain.definitions import JobDefinition
+from steptrail.domain.steprecorder import StepRecorder
+from steptrail.domain.values import describe_exception, format_traceback, text
 
 T = TypeVar("T")
 

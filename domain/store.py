@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from eventsourcing.application import Application
 from eventsourcing.persistence import Compressor, Recording
 
-from domain.aggregates import StepJob
+from steptrail.domain.aggregates import StepJob
 
 
 class StateCompressor(Compressor):

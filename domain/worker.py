@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from domain.aggregates import FAILED
-from domain.builtin_jobs import load_registry
-from domain.commands import get_step
-from domain.definitions import Registry
-from domain.logbridge import install as install_log_bridge
-from domain.steprecorder import Flusher, StepRecorder
-from domain.steprun import StepRequest, StepResult, run_step
-from domain.store import JobStore, StoreLocation
-from domain.values import describe_exception, format_traceback
+from steptrail.domain.aggregates import FAILED
+from steptrail.domain.builtin_jobs import load_registry
+from steptrail.domain.commands import get_step
+from steptrail.domain.definitions import Registry
+from steptrail.domain.logbridge import install as install_log_bridge
+from steptrail.domain.steprecorder import Flusher, StepRecorder
+from steptrail.domain.steprun import StepRequest, StepResult, run_step
+from steptrail.domain.store import JobStore, StoreLocation
+from steptrail.domain.values import describe_exception, format_traceback
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from domain.aggregates import CANCELLED, FAILED
-from domain.steprun import StepRequest, StepResult
-from domain.worker import WorkerSpec, worker_main
+from steptrail.domain.aggregates import CANCELLED, FAILED
+from steptrail.domain.steprun import StepRequest, StepResult
+from steptrail.domain.worker import WorkerSpec, worker_main
 
 POLL_SECONDS = 0.05  # how often a watching thread looks at cancel, timeout and stop
 TERMINATE_GRACE = 2.0  # seconds from SIGTERM to SIGKILL

@@ -21,9 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from projections.database import Database, Row
-from projections.marks import mark_at
-from projections.queries import SELECT_LINES, job_json, line_json, running_steps, step_json
+from steptrail.projections.database import Database, Row
+from steptrail.projections.marks import mark_at
+from steptrail.projections.queries import (
+    SELECT_LINES,
+    job_json,
+    line_json,
+    running_steps,
+    step_json,
+)
 
 MAX_STATE_ROWS = 200  # job rows (and step rows) per read
 MAX_LINES = 1000  # lines per read (one event is never split, whatever its size)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from domain.aggregates import StepJob
-from domain.console import ConsoleEcho
-from projections.projector import Positioned
+from steptrail.domain.aggregates import StepJob
+from steptrail.domain.console import ConsoleEcho
+from steptrail.projections.projector import Positioned
 
 MAX_KNOWN_STEPS = 10_000  # prefixes kept for steps seen; others are looked up again
 

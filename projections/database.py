@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, SERIALS, levelno_sql
+from steptrail.projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, SERIALS, levelno_sql
 
 Row = dict[str, Any]
 

@@ -14,11 +14,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import get_topic
 
-from domain.aggregates import Manager, StepJob, line_dict
-from domain.commands import NotFound, get_manager, parse_id
-from domain.store import JobStore
+from steptrail.domain.aggregates import Manager, StepJob, line_dict, stored_topics
+from steptrail.domain.commands import NotFound, get_manager, parse_id
+from steptrail.domain.store import JobStore
 
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
@@ -124,7 +123,8 @@ def select_job_events(
     manager = get_manager(store, job_id)
     ids = [manager.id, *(UUID(s) for s in manager.step_job_ids)]
     select = _select_postgres if store.location.is_postgres else _select_sqlite
-    notifications = select(store, ids, after, end, limit, [get_topic(c) for c in skip])
+    skip_topics = [topic for cls in skip for topic in stored_topics(cls)]
+    notifications = select(store, ids, after, end, limit, skip_topics)
     return [(n.id, store.mapper.to_domain_event(n)) for n in notifications], end
 
 
@@ -134,26 +134,26 @@ def last_event(
     """The aggregate's latest event of ``event_class`` at or before ``stop``:
     a walk back along its versions (the primary key), stopping at the first."""
     recorder: Any = store.recorder
-    topic = get_topic(event_class)
+    topics = stored_topics(event_class)
     if store.location.is_postgres:
         from psycopg.sql import SQL, Identifier
 
         sql: Any = SQL(
             "SELECT notification_id AS position, originator_id, originator_version, topic, state"
             " FROM {schema}.{table} WHERE originator_id = %s AND notification_id <= %s"
-            " AND topic = %s ORDER BY originator_version DESC LIMIT 1"
+            " AND topic = ANY(%s) ORDER BY originator_version DESC LIMIT 1"
         ).format(
             schema=Identifier(recorder.datastore.schema),
             table=Identifier(recorder.events_table_name),
         )
-        params: tuple[Any, ...] = (aggregate_id, stop, topic)
+        params: tuple[Any, ...] = (aggregate_id, stop, list(topics))
     else:
         sql = (
             "SELECT rowid AS position, originator_id, originator_version, topic, state"
             f" FROM {recorder.events_table_name} WHERE originator_id = ? AND rowid <= ?"
-            " AND topic = ? ORDER BY originator_version DESC LIMIT 1"
+            " AND topic IN (?, ?) ORDER BY originator_version DESC LIMIT 1"
         )
-        params = (aggregate_id.hex, stop, topic)
+        params = (aggregate_id.hex, stop, *topics)
     with recorder.datastore.transaction(commit=False) as c:
         c.execute(sql, params)
         row = c.fetchone()

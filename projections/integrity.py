@@ -13,10 +13,10 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from domain.store import JobStore
-from projections.database import Database, PostgresDatabase, SQLiteDatabase
-from projections.readmodel import ReadModel
-from projections.schema import TRACKING_NAME
+from steptrail.domain.store import JobStore
+from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
+from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.schema import TRACKING_NAME
 
 log = logging.getLogger("steptrail")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.database import Row
+from steptrail.projections.database import Row
 
 
 def mark_at(cur: Any, step_job_id: str, position: int) -> Row | None:

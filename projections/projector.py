@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from domain.aggregates import PENDING, SKIPPED, Manager, StepJob
-from projections import storable
-from projections.database import Cursor, is_database_failure
-from projections.schema import LEVEL_COLUMNS, MARK_COLUMNS, TRACKING_NAME
+from steptrail.domain.aggregates import PENDING, SKIPPED, Manager, StepJob
+from steptrail.projections import storable
+from steptrail.projections.database import Cursor, is_database_failure
+from steptrail.projections.schema import LEVEL_COLUMNS, MARK_COLUMNS, TRACKING_NAME
 
 Positioned = tuple[int, Any]  # (store position, domain event)
 MAX_ERROR_CHARS = 2000

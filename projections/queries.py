@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
-from projections.database import Database, Row
-from projections.notifier import PositionNotifier
-from projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS, TRACKING_NAME
-from projections.storable import number
+from steptrail.projections.database import Database, Row
+from steptrail.projections.notifier import PositionNotifier
+from steptrail.projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS, TRACKING_NAME
+from steptrail.projections.storable import number
 
 LEVEL_NAMES = {n: name for name, n in LEVEL_NUMBERS.items()}
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from projections.database import Database
-from projections.projector import Positioned, apply_batch
-from projections.schema import TRACKING_NAME, create_tables, drop_tables
+from steptrail.projections.database import Database
+from steptrail.projections.projector import Positioned, apply_batch
+from steptrail.projections.schema import TRACKING_NAME, create_tables, drop_tables
 
 
 class StaleBatch(RuntimeError):

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from domain.store import JobStore
-from projections.database import BulkSQLiteCursor, Cursor, Database, SQLiteDatabase
-from projections.queries import Queries
-from projections.readmodel import ReadModel
-from projections.runner import read_events
-from projections.schema import create_tables
+from steptrail.domain.store import JobStore
+from steptrail.projections.database import BulkSQLiteCursor, Cursor, Database, SQLiteDatabase
+from steptrail.projections.queries import Queries
+from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.runner import read_events
+from steptrail.projections.schema import create_tables
 
 # Notifications per transaction. A StepLogged event carries up to ~1000 lines,
 # so a batch holds at most ~100k lines in memory.

@@ -19,12 +19,12 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from domain.store import JobStore
-from projections.database import Cursor, PostgresDatabase, SQLiteDatabase
-from projections.integrity import set_aside, sqlite_damage
-from projections.readmodel import ReadModel
-from projections.rebuild import catch_up, rebuild_into
-from projections.schema import TRACKING_NAME, create_tables
+from steptrail.domain.store import JobStore
+from steptrail.projections.database import Cursor, PostgresDatabase, SQLiteDatabase
+from steptrail.projections.integrity import set_aside, sqlite_damage
+from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.rebuild import catch_up, rebuild_into
+from steptrail.projections.schema import TRACKING_NAME, create_tables
 
 TABLES = ("tracking", "jobs", "steps", "lines", "line_marks", "store_identity", "unapplied_events")
 COPY_PAGE = 20_000

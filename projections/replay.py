@@ -19,17 +19,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from domain.aggregates import StepJob
-from domain.store import JobStore
-from projections.database import Database
-from projections.history import OutOfRange, last_event, select_job_events
-from projections.marks import mark_at
-from projections.notifier import PositionNotifier
-from projections.projector import Positioned
-from projections.queries import Queries
-from projections.readmodel import ReadModel
-from projections.rebuild import ScratchDatabase
-from projections.schema import LEVEL_COLUMNS
+from steptrail.domain.aggregates import StepJob
+from steptrail.domain.store import JobStore
+from steptrail.projections.database import Database
+from steptrail.projections.history import OutOfRange, last_event, select_job_events
+from steptrail.projections.marks import mark_at
+from steptrail.projections.notifier import PositionNotifier
+from steptrail.projections.projector import Positioned
+from steptrail.projections.queries import Queries
+from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.rebuild import ScratchDatabase
+from steptrail.projections.schema import LEVEL_COLUMNS
 
 EVENTS_PER_BATCH = 500
 CATCH_UP_SECONDS = 10.0  # how long to wait for the read model to reach the position

@@ -14,11 +14,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from domain.store import JobStore
-from projections.notifier import PositionNotifier
-from projections.postgres_live import ProjectorLock
-from projections.projector import Positioned, Undecodable
-from projections.readmodel import ReadModel, StaleBatch
+from steptrail.domain.store import JobStore
+from steptrail.projections.notifier import PositionNotifier
+from steptrail.projections.postgres_live import ProjectorLock
+from steptrail.projections.projector import Positioned, Undecodable
+from steptrail.projections.readmodel import ReadModel, StaleBatch
 
 log = logging.getLogger("steptrail.projection")
 

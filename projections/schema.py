@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from projections.database import Cursor
+    from steptrail.projections.database import Cursor
 
 TRACKING_NAME = "readmodel"
 LEVEL_COLUMNS = {

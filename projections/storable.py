@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from domain.values import storable_text as text
+from steptrail.domain.values import storable_text as text
 
 # JSON escapes PostgreSQL's jsonb refuses and SQLite turns into invalid text.
 _BAD_JSON_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")

@@ -26,9 +26,9 @@ import pytest
 import uvicorn
 from sse_starlette.sse import AppStatus
 
-from api.app import create_app
-from api.runtime import Runtime, Settings
-from domain.store import parse_store
+from steptrail.api.app import create_app
+from steptrail.api.runtime import Runtime, Settings
+from steptrail.domain.store import parse_store
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBDEFS = Path(__file__).resolve().parent / "jobdefs.py"
@@ -53,7 +53,7 @@ def wait_until(
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``steptrail ARGS`` in a subprocess of this checkout, output captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "steptrail", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -224,7 +224,7 @@ class ServerProcess:
         args = [
             sys.executable,
             "-m",
-            "api.cli",
+            "steptrail",
             self.command,
             "--data-dir",
             str(self.data_dir),

@@ -10,8 +10,8 @@ import time
 
 import httpx
 
-from domain.context import StepContext
-from domain.definitions import JobDefinition, Param
+from steptrail.domain.context import StepContext
+from steptrail.domain.definitions import JobDefinition, Param
 
 LEVELS = (logging.DEBUG, logging.INFO, logging.INFO, logging.WARNING, logging.ERROR)
 

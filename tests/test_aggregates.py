@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from domain.aggregates import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, Manager, StepJob
+from steptrail.domain.aggregates import (
+    FAILED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    Manager,
+    StepJob,
+)
 
 
 def test_manager_knows_a_step_job_id_the_moment_the_step_starts() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from domain.store import JobStore, parse_store
-from projections.database import SQLiteDatabase
-from projections.rebuild import compare, rebuild_into
+from steptrail.domain.store import JobStore, parse_store
+from steptrail.projections.database import SQLiteDatabase
+from steptrail.projections.rebuild import compare, rebuild_into
 from tests.conftest import (
     JSON_HEADERS,
     ServerProcess,

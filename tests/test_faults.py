@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.commands import get_step
+from steptrail.domain.commands import get_step
 from tests.conftest import (
     ServerProcess,
     free_port,

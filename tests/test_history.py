@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from domain.aggregates import LEVELS
+from steptrail.domain.aggregates import LEVELS
 from tests.conftest import LiveServer, run_cli
 
 

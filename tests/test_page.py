@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from domain.aggregates import step_job_id_for
+from steptrail.domain.aggregates import step_job_id_for
 from tests.conftest import LiveServer, ServerProcess, free_port
 from tests.jobdefs import HOSTILE_TEXT
 

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from httpx_sse import connect_sse
 
-from domain.store import parse_store
-from projections.database import PostgresDatabase
-from projections.rebuild import compare, rebuild_into
+from steptrail.domain.store import parse_store
+from steptrail.projections.database import PostgresDatabase
+from steptrail.projections.rebuild import compare, rebuild_into
 from tests.conftest import ServerProcess, free_port, get_json, step_lines, wait_until
 
 pytestmark = pytest.mark.postgres
@@ -86,7 +86,7 @@ def _final(proc: ServerProcess, job_id: str, timeout: float = 60) -> dict[str, A
 
 def _assert_matches_rebuild(store: str, tmp_path: Path) -> None:
     location = parse_store(store, tmp_path)
-    from domain.store import JobStore
+    from steptrail.domain.store import JobStore
 
     events = JobStore(location)
     live = PostgresDatabase(location.postgres_conninfo(), location.postgres_params()["schema"])

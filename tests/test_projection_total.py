@@ -23,9 +23,9 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from playwright.sync_api import expect, sync_playwright
 
-from domain.aggregates import Manager, StepJob
-from domain.store import JobStore, parse_store
-from projections import storable
+from steptrail.domain.aggregates import Manager, StepJob
+from steptrail.domain.store import JobStore, parse_store
+from steptrail.projections import storable
 from tests.conftest import LiveServer, run_cli, start_server, step_lines
 from tests.test_page import CHROMIUM, CHROMIUM_ARGS
 

@@ -22,7 +22,7 @@ import httpx
 import psycopg
 import pytest
 
-from domain.store import parse_store
+from steptrail.domain.store import parse_store
 from tests.conftest import (
     JOBDEFS,
     ROOT,
@@ -245,7 +245,7 @@ def _serve_args(data: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "api.cli",
+        "steptrail",
         "serve",
         "--data-dir",
         str(data),

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from projections.history import select_job_events
-from projections.notifier import PositionNotifier
-from projections.queries import Queries
-from projections.readmodel import ReadModel
-from projections.rebuild import ScratchDatabase
+from steptrail.projections.history import select_job_events
+from steptrail.projections.notifier import PositionNotifier
+from steptrail.projections.queries import Queries
+from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.rebuild import ScratchDatabase
 from tests.conftest import LiveServer, run_cli, wait_until
 
 pytestmark = pytest.mark.timeout(180)

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from domain.store import parse_store
+from steptrail.domain.store import parse_store
 from tests.conftest import LiveServer, run_cli, serving
 
 pytestmark = pytest.mark.postgres

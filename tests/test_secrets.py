@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from httpx_sse import connect_sse
 
-from domain.secrets import KEY_ENV
-from domain.store import parse_store
+from steptrail.domain.secrets import KEY_ENV
+from steptrail.domain.store import parse_store
 from tests.conftest import LiveServer, start_server, step_lines
 from tests.jobdefs import RUNTIME_SECRET, TOKEN
 

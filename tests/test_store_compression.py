@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 from eventsourcing.application import Application
 
-from domain.aggregates import Manager
-from domain.commands import get_manager
-from domain.store import JobStore, create_postgres_schema, parse_store
+from steptrail.domain.aggregates import Manager
+from steptrail.domain.commands import get_manager
+from steptrail.domain.store import JobStore, create_postgres_schema, parse_store
 
 
 class UncompressedStore(Application):

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from httpx_sse import EventSource, ServerSentEvent, connect_sse
 
-from api import stream
-from domain.aggregates import step_job_id_for
-from projections.changes import MAX_LINES
+from steptrail.api import stream
+from steptrail.domain.aggregates import step_job_id_for
+from steptrail.projections.changes import MAX_LINES
 from tests.conftest import LiveServer, ServerProcess, free_port
 
 FINAL = {"succeeded", "failed", "cancelled", "abandoned", "skipped"}

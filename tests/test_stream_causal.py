@@ -15,7 +15,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from domain.aggregates import step_job_id_for
+from steptrail.domain.aggregates import step_job_id_for
 from tests.conftest import LiveServer
 
 FINAL = {"succeeded", "failed", "cancelled", "abandoned", "skipped"}

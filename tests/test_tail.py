@@ -31,7 +31,7 @@ class TailProcess:
 
     def start(self) -> TailProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "tail", *self.args],
+            [sys.executable, "-m", "steptrail", "tail", *self.args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

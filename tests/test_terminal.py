@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.terminal import for_terminal, use_colour
+from steptrail.domain.terminal import for_terminal, use_colour
 from tests.conftest import ROOT, LiveServer
 from tests.jobdefs import ESCAPE_SEQUENCES
 
@@ -70,7 +70,7 @@ SGR = re.compile(rb"\x1b\[[0-9;:]*m")
 
 
 def _tail_command(server: LiveServer, job_id: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "api.cli", "tail", job_id, "--url", server.base_url, *args]
+    return [sys.executable, "-m", "steptrail", "tail", job_id, "--url", server.base_url, *args]
 
 
 def _controls(text: str) -> list[str]:

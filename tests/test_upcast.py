@@ -49,10 +49,10 @@ import pytest
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
 
-from domain.aggregates import Manager, StepJob
-from domain.store import JobStore, StoreLocation
-from projections.history import aggregate_state, job_events
-from projections.rebuild import rebuild_into
+from steptrail.domain.aggregates import Manager, StepJob
+from steptrail.domain.store import JobStore, StoreLocation
+from steptrail.projections.history import aggregate_state, job_events
+from steptrail.projections.rebuild import rebuild_into
 from tests.conftest import LiveServer, start_server, wait_until
 
 PROGRESS_TOPIC = "domain.aggregates:StepJob.StepProgress"
