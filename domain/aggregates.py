@@ -28,6 +28,7 @@ def stored_topics(cls: type) -> tuple[str, str]:
     topic = get_topic(cls)
     return topic, LEGACY_MODULE + topic[len(__name__) :]
 
+
 # A StepLogged event's lines are compact lists in this field order, stored as
 # one JSON text (``lines_json``). ``fields`` is the JSON text of the line's
 # structured fields (or None): encoded once, when the line is logged, and
