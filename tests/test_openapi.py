@@ -41,17 +41,27 @@ class World:
         return template.format(job_id=self.job["id"], step_job_id=self.job["steps"][0]["id"])
 
 
+def _world(live: LiveServer) -> World:
+    job = live.wait_job(live.submit("burst", lines=300)["id"])
+    failed = live.wait_job(live.submit("failing")["id"], ("failed",))
+    long = live.submit("silent", seconds=60)
+    return World(live, live.client.get("/openapi.json").json(), job, failed, long)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """For what does not depend on the store: the routes, parameters, bounds."""
     live = start_server(Path(tmp_path_factory.mktemp("openapi")) / "data")
     try:
-        job = live.wait_job(live.submit("burst", lines=300)["id"])
-        failed = live.wait_job(live.submit("failing")["id"], ("failed",))
-        long = live.submit("silent", seconds=60)
-        doc = live.client.get("/openapi.json").json()
-        yield World(live, doc, job, failed, long)
+        yield _world(live)
     finally:
         live.stop()
+
+
+@pytest.fixture
+def any_world(any_server: LiveServer) -> World:
+    """For answers, which come from the store: on SQLite, then on PostgreSQL."""
+    return _world(any_server)
 
 
 def _served(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
@@ -185,7 +195,8 @@ def _error_answers(world: World) -> list[tuple[str, str, httpx.Response]]:
     ]
 
 
-def test_real_answers_fit_their_documented_schemas(world: World) -> None:
+def test_real_answers_fit_their_documented_schemas(any_world: World) -> None:
+    world = any_world
     answers = _job_answers(world)
     errors = _error_answers(world)
     assert {r.status_code for *_, r in answers} == {200, 201, 202}
@@ -204,7 +215,8 @@ def test_real_answers_fit_their_documented_schemas(world: World) -> None:
     assert json_routes == {(m, t) for m, t, _ in answers if t != "/"}
 
 
-def test_downloads_fit_their_documented_media_types(world: World) -> None:
+def test_downloads_fit_their_documented_media_types(any_world: World) -> None:
+    world = any_world
     template = "/api/steps/{step_job_id}/logs/download"
     content = _content(world.doc, "GET", template, 200)
     url = world.url(template)
@@ -218,7 +230,8 @@ def test_downloads_fit_their_documented_media_types(world: World) -> None:
         line.validate(orjson.loads(raw))
 
 
-def test_stream_messages_fit_their_documented_schemas(world: World) -> None:
+def test_stream_messages_fit_their_documented_schemas(any_world: World) -> None:
+    world = any_world
     content = _content(world.doc, "GET", "/api/stream", 200)["text/event-stream"]["schema"]
     schemas = {event: _validator(world.doc, s) for event, s in content["x-events"].items()}
     job = world.job
