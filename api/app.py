@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -11,30 +11,28 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from steptrail.api.auth import TokenAuth
+from steptrail.api.endpoint import ApiRoute, Args, operation
 from steptrail.api.errors import EXCEPTION_HANDLERS
 from steptrail.api.guards import RequestGuard
 from steptrail.api.headers import SecurityHeaders
-from steptrail.api.jsonresponse import json_response
-from steptrail.api.limits import BodyLimit, StreamCap
-from steptrail.api.openapi import OPENAPI
+from steptrail.api.limits import STREAM_PATH, BodyLimit, StreamCap
+from steptrail.api.openapi import openapi
 from steptrail.api.policy import Policy
 from steptrail.api.routes import ROUTES
 from steptrail.api.runtime import Runtime
-from steptrail.api.stream import stream
+from steptrail.api.schemas import STRING, Answer
+from steptrail.api.stream import SharedReads, stream
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
 
-async def index(_: Request) -> Response:
+@operation("The queue page", answers={200: Answer("the page", {"text/html": STRING})})
+async def index(request: Request, args: Args) -> Response:
     return FileResponse(UI_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
-
-async def openapi(_: Request) -> Response:
-    return json_response(OPENAPI)
 
 
 def _middleware(token: str | None, policy: Policy) -> list[Middleware]:
@@ -55,17 +53,22 @@ def create_app(
     manage_lifecycle: bool = True,
     token: str | None = None,
     policy: Policy | None = None,
+    on_start: Callable[[Runtime], object] | None = None,
 ) -> Starlette:
     """``manage_lifecycle``: start the runtime when the server starts and stop
     it when the server stops (tests that share a runtime pass False).
     ``token``: require it on the API and the stream (see api/auth.py).
-    ``policy``: hosts, body size and streams accepted (see api/policy.py)."""
+    ``policy``: hosts, body size and streams accepted (see api/policy.py).
+    ``on_start``: called (in a thread) once the runtime runs, before the
+    server takes requests (``serve --demo`` submits its job there)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_lifecycle:
             await run_in_threadpool(rt.start)
         try:
+            if on_start is not None:
+                await run_in_threadpool(on_start, rt)
             yield
         finally:
             if manage_lifecycle:
@@ -73,10 +76,10 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/", index),
-            Route("/openapi.json", openapi),
+            ApiRoute("GET", "/", index),
+            ApiRoute("GET", "/openapi.json", openapi),
             *ROUTES,
-            Route("/api/stream", stream),
+            ApiRoute("GET", STREAM_PATH, stream),
             Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -84,4 +87,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.state.shared_reads = SharedReads(rt.db)
     return app

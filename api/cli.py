@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
-from starlette.concurrency import run_in_threadpool
 
 from steptrail.api.cli_history import register as register_history_commands
 from steptrail.api.cli_options import add_store_args
@@ -98,6 +97,12 @@ def _token_source(args: argparse.Namespace) -> str:
     return "--token"
 
 
+def _submit_demo(rt: Runtime) -> None:
+    """``serve --demo``: a job to watch as soon as the page opens (one per start)."""
+    job_id, _ = rt.commands.submit("demo", {})
+    say(f"steptrail: demo job {job_id} submitted")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from steptrail.api.app import create_app
 
@@ -114,19 +119,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     rt = _runtime(args, workers=not args.no_workers)
     if rt is None:
         return 2
-    app = create_app(rt, token=args.token, policy=policy)
+    app = create_app(
+        rt, token=args.token, policy=policy, on_start=_submit_demo if args.demo else None
+    )
     config = server_config(app, args.host, args.port, args.keep_alive_timeout, args.header_timeout)
     server = uvicorn.Server(config)
-
-    if args.demo:
-        original_startup = server.startup
-
-        async def startup(sockets: Any = None) -> None:
-            await original_startup(sockets)
-            job_id, _ = await run_in_threadpool(rt.commands.submit, "demo", {})
-            say(f"steptrail: demo job {job_id} submitted")
-
-        server.startup = startup  # type: ignore[method-assign]
     where = rt.location.postgres_url or rt.location.data_dir
     page = f"http://{args.host}:{args.port}/"
     say(f"steptrail: serving the queue page at {page} (data in {where})")

@@ -34,3 +34,16 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
         raise ApiError(409, "conflict", str(e)) from None
     except OutOfRange as e:
         raise bad_request(str(e), e.field) from None
+
+
+def _required(what: str, fn: Callable[..., T | None], id_: str, *args: Any) -> T:
+    found = fn(id_, *args)
+    if found is None:
+        raise NotFound(f"no {what} with id {id_!r}")
+    return found
+
+
+async def existing(what: str, fn: Callable[..., T | None], id_: str, *args: Any) -> T:
+    """``fn(id_, *args)`` in a thread, for a read that answers None when there
+    is no ``what`` (job, step) with that id: then a 404, like any NotFound."""
+    return await in_thread(_required, what, fn, id_, *args)

@@ -1,5 +1,6 @@
 """JSON routes. Reads come from the read model and say which position they
-reflect; commands go to the aggregates. Library calls run in threads."""
+reflect; commands go to the aggregates. Library calls run in threads. Each
+handler is declared with what it takes and answers (see api/endpoint.py)."""
 
 from __future__ import annotations
 
@@ -9,50 +10,56 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
-from steptrail.api.errors import bad_request, not_found
-from steptrail.api.handlers import in_thread, runtime
+from steptrail.api.endpoint import ApiRoute, Args, operation
+from steptrail.api.handlers import existing, in_thread, runtime
 from steptrail.api.history import HISTORY_ROUTES
 from steptrail.api.jsonresponse import json_response
 from steptrail.api.params import (
-    checked_text,
-    choice_param,
-    int_param,
-    level_param,
-    limit_param,
-    text_param,
-    time_param,
+    LEVEL,
+    TEXT,
+    Body,
+    BodyField,
+    Choice,
+    Id,
+    Integer,
+    Text,
+    Time,
+    limit,
+    path,
+    query,
 )
 from steptrail.api.runtime import Runtime
-from steptrail.domain.commands import NotFound, parse_id
+from steptrail.api.schemas import ANY_OBJECT, STRING, Answer, json_answer, ref
 from steptrail.projections.queries import JOB_STATUSES
 
 READ_YOUR_WRITE_SECONDS = 5.0
 HEALTH_UNAPPLIED = 20  # unapplied events listed by /healthz (the latest)
+DOWNLOAD_PAGE = 5000  # lines read per query while a download streams
 
-
-def _path_id(request: Request, name: str, what: str) -> str:
-    """The id in the path, spelled canonically (ids may come in any UUID spelling)."""
-    try:
-        return str(parse_id(checked_text(name, request.path_params[name]), what))
-    except NotFound as e:
-        raise not_found(str(e)) from None
+JOB_ID = path("job_id", Id("job"))
+STEP_JOB_ID = path("step_job_id", Id("step"))
+PARAMS = BodyField(
+    "params", ANY_OBJECT, "the definition's params by name (secret params given again on retry)"
+)
 
 
 async def _job_after(rt: Runtime, job_id: str, position: int) -> dict[str, Any]:
     """The job as the read model has it once it includes ``position``."""
     await rt.notifier.wait_async(position - 1, READ_YOUR_WRITE_SECONDS)
-    job = await run_in_threadpool(rt.queries.get_job, job_id)
-    if job is None:
-        raise not_found(f"no job with id {job_id!r}")
-    return job
+    return await existing("job", rt.queries.get_job, job_id)
 
 
-async def healthz(request: Request) -> Response:
+@operation(
+    "Health and read-model position",
+    answers={
+        200: json_answer("Health", "healthy (stored events not applied are listed)"),
+        503: json_answer("Health", "degraded: the projection, read model or event store fails"),
+    },
+)
+async def healthz(request: Request, args: Args) -> Response:
     """503 while the projection cannot work (its database fails), the read
     model cannot be read, or the event store refuses a step's end. Stored
     events the projector recorded as not applicable leave it 200: everything
@@ -61,7 +68,7 @@ async def healthz(request: Request) -> Response:
     error = rt.runner.error
     unapplied = None
     try:
-        unapplied = await run_in_threadpool(rt.queries.unapplied_events, HEALTH_UNAPPLIED)
+        unapplied = await in_thread(rt.queries.unapplied_events, HEALTH_UNAPPLIED)
     except Exception as e:  # the check exists to report exactly this
         error = error or f"read model unreadable: {type(e).__name__}: {e}"
     work = rt.orchestrator.health() if rt.orchestrator is not None else None
@@ -78,113 +85,148 @@ async def healthz(request: Request) -> Response:
     return json_response(body, 200 if healthy else 503)
 
 
-async def list_definitions(request: Request) -> Response:
+@operation(
+    "Job definitions and their params",
+    answers={200: json_answer("Definitions", "every definition, by name")},
+)
+async def list_definitions(request: Request, args: Args) -> Response:
     registry = runtime(request).settings.registry
     return json_response(
         {"definitions": [d.describe() for _, d in sorted(registry.definitions.items())]}
     )
 
 
-async def _json_object(request: Request, fields: set[str]) -> dict[str, Any]:
-    """The request's JSON object (an empty body is ``{}``), with only ``fields``."""
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as e:
-        raise bad_request(f"request body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
-    unknown = sorted(set(body) - fields)
-    if unknown:
-        raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
-    return body
-
-
-async def submit_job(request: Request) -> Response:
+@operation(
+    "Submit a job",
+    body=Body(
+        (
+            BodyField("definition", STRING, "the definition's name", required=True),
+            PARAMS,
+        )
+    ),
+    answers={201: json_answer("JobWithSteps", "the job, queued", Location="the job's URL")},
+    errors=(422,),
+)
+async def submit_job(request: Request, args: Args) -> Response:
     rt = runtime(request)
-    body = await _json_object(request, {"definition", "params"})
-    job_id, position = await in_thread(
-        rt.commands.submit, body.get("definition"), body.get("params")
-    )
+    job_id, position = await in_thread(rt.commands.submit, args["definition"], args["params"])
     job = await _job_after(rt, job_id, position)
     return json_response(job, 201, {"Location": f"/api/jobs/{job_id}"})
 
 
-async def list_jobs(request: Request) -> Response:
-    q = request.query_params
-    status = choice_param(q, "status", JOB_STATUSES, None)
-    limit = limit_param(q, 50)
-    before = int_param(q, "before", None, 1)
-    page = await run_in_threadpool(runtime(request).queries.list_jobs, status, limit, before)
+@operation(
+    "Jobs, newest first",
+    query("status", Choice(JOB_STATUSES), "only jobs with this status"),
+    limit(50),
+    query("before", Integer(1), "page cursor: next_before of the previous page"),
+    answers={200: json_answer("JobPage", "a page of jobs; next_before continues")},
+)
+async def list_jobs(request: Request, args: Args) -> Response:
+    queries = runtime(request).queries
+    page = await in_thread(queries.list_jobs, args["status"], args["limit"], args["before"])
     return json_response(page)
 
 
-async def get_job(request: Request) -> Response:
-    job_id = _path_id(request, "job_id", "job")
-    job = await run_in_threadpool(runtime(request).queries.get_job, job_id)
-    if job is None:
-        raise not_found(f"no job with id {job_id!r}")
-    return json_response(job)
+@operation(
+    "A job with its steps (every attempt)",
+    JOB_ID,
+    answers={200: json_answer("JobWithSteps", "the job")},
+)
+async def get_job(request: Request, args: Args) -> Response:
+    return json_response(await existing("job", runtime(request).queries.get_job, args["job_id"]))
 
 
-async def cancel_job(request: Request) -> Response:
+@operation(
+    "Cancel a queued or running job",
+    JOB_ID,
+    answers={202: json_answer("JobWithSteps", "accepted: the job, cancel requested")},
+    errors=(409,),
+)
+async def cancel_job(request: Request, args: Args) -> Response:
     rt = runtime(request)
-    job_id = _path_id(request, "job_id", "job")
+    job_id = args["job_id"]
     position = await in_thread(rt.commands.cancel, job_id)
     if rt.orchestrator is not None:
         rt.orchestrator.cancel_local(job_id)
     return json_response(await _job_after(rt, job_id, position), 202)
 
 
-async def retry_job(request: Request) -> Response:
+@operation(
+    "Retry a failed or cancelled job from its first unfinished step",
+    JOB_ID,
+    body=Body((PARAMS,)),
+    answers={202: json_answer("JobWithSteps", "accepted: the job, queued again")},
+    errors=(409, 422),
+)
+async def retry_job(request: Request, args: Args) -> Response:
     rt = runtime(request)
-    job_id = _path_id(request, "job_id", "job")
-    body = await _json_object(request, {"params"})
-    position = await in_thread(rt.commands.retry, job_id, body.get("params"))
+    job_id = args["job_id"]
+    position = await in_thread(rt.commands.retry, job_id, args["params"])
     return json_response(await _job_after(rt, job_id, position), 202)
 
 
-async def get_step(request: Request) -> Response:
-    step_job_id = _path_id(request, "step_job_id", "step")
-    step = await run_in_threadpool(runtime(request).queries.get_step, step_job_id)
-    if step is None:
-        raise not_found(f"no step with id {step_job_id!r}")
-    return json_response(step)
+@operation("One step job", STEP_JOB_ID, answers={200: json_answer("Step", "the step")})
+async def get_step(request: Request, args: Args) -> Response:
+    step_job_id = args["step_job_id"]
+    return json_response(await existing("step", runtime(request).queries.get_step, step_job_id))
 
 
-async def step_logs(request: Request) -> Response:
-    q = request.query_params
-    step_job_id = _path_id(request, "step_job_id", "step")
-    after_seq = int_param(q, "after_seq", 0, 0)
-    limit = limit_param(q, 500)
-    level = level_param(q)
-    text = text_param(q, "q")
-    page = await run_in_threadpool(
-        runtime(request).queries.step_logs, step_job_id, after_seq, limit, level, text
+@operation(
+    "A step's lines in seq order",
+    STEP_JOB_ID,
+    query("after_seq", Integer(0), "lines with seq greater than this", 0),
+    limit(500),
+    LEVEL,
+    TEXT,
+    answers={200: json_answer("StepLogs", "a page of lines; next_after_seq continues")},
+)
+async def step_logs(request: Request, args: Args) -> Response:
+    page = await existing(
+        "step",
+        runtime(request).queries.step_logs,
+        args["step_job_id"],
+        args["after_seq"],
+        args["limit"],
+        args["level"],
+        args["q"],
     )
-    if page is None:
-        raise not_found(f"no step with id {step_job_id!r}")
     return json_response(page)
 
 
-async def download_step_logs(request: Request) -> Response:
+@operation(
+    "The whole step log as a file",
+    STEP_JOB_ID,
+    query("format", Choice(("text", "ndjson")), "text: seq, time, level, logger, message", "text"),
+    answers={
+        200: Answer(
+            "the log, streamed",
+            {
+                "text/plain; charset=utf-8": {
+                    **STRING,
+                    "description": "a line per log line: seq, timestamp, level, logger and"
+                    " message, tab-separated",
+                },
+                "application/x-ndjson": {**STRING, "x-item-schema": ref("Line")},
+            },
+            {"Content-Disposition": "attachment, named after the step and attempt"},
+        )
+    },
+)
+async def download_step_logs(request: Request, args: Args) -> Response:
     """The whole step log, streamed page by page: plain text or NDJSON."""
     rt = runtime(request)
-    step_job_id = _path_id(request, "step_job_id", "step")
-    fmt = choice_param(request.query_params, "format", ("text", "ndjson"), "text")
-    step = await run_in_threadpool(rt.queries.get_step, step_job_id)
-    if step is None:
-        raise not_found(f"no step with id {step_job_id!r}")
+    step_job_id, ndjson = args["step_job_id"], args["format"] == "ndjson"
+    step = await existing("step", rt.queries.get_step, step_job_id)
 
     async def body() -> AsyncIterator[bytes]:
         after = 0
         while True:
-            page = await run_in_threadpool(
-                rt.queries.step_logs, step_job_id, after, 5000, None, None
+            page = await in_thread(
+                rt.queries.step_logs, step_job_id, after, DOWNLOAD_PAGE, None, None
             )
             if page is None or not page["lines"]:
                 return
-            if fmt == "ndjson":
+            if ndjson:
                 yield b"".join(orjson.dumps(line) + b"\n" for line in page["lines"])
             else:
                 yield "".join(
@@ -193,9 +235,9 @@ async def download_step_logs(request: Request) -> Response:
                 ).encode()
             after = page["next_after_seq"]
 
-    ext = "ndjson" if fmt == "ndjson" else "log"
+    ext = "ndjson" if ndjson else "log"
     name = f"{step['name']}-attempt{step['attempt']}-{step_job_id[:8]}.{ext}"
-    media = "application/x-ndjson" if fmt == "ndjson" else "text/plain; charset=utf-8"
+    media = "application/x-ndjson" if ndjson else "text/plain; charset=utf-8"
     return StreamingResponse(
         body(), media_type=media, headers={"Content-Disposition": _attachment(name)}
     )
@@ -210,37 +252,48 @@ def _attachment(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-async def all_logs(request: Request) -> Response:
-    q = request.query_params
-    cursor = int_param(q, "cursor", None, 0)
-    order = choice_param(q, "order", ("asc", "desc"), "asc")
-    query = partial(
+@operation(
+    "All lines, store order, every context field filled",
+    query("job_id", Text(), "only this job's lines"),
+    query("step_job_id", Text(), "only this step job's lines"),
+    query("step_name", Text(), "only lines of steps with this name"),
+    LEVEL,
+    TEXT,
+    query("since", Time(), "lines at or after this time: ISO 8601 with a zone, or epoch seconds"),
+    query("until", Time(), "lines before this time: ISO 8601 with a zone, or epoch seconds"),
+    query("cursor", Integer(0), "page cursor: next_cursor of the previous page"),
+    query("order", Choice(("asc", "desc")), "store order, or newest first", "asc"),
+    limit(100),
+    answers={200: json_answer("LogPage", "a page of lines; next_cursor continues")},
+)
+async def all_logs(request: Request, args: Args) -> Response:
+    query_logs = partial(
         runtime(request).queries.logs,
-        job_id=text_param(q, "job_id"),
-        step_job_id=text_param(q, "step_job_id"),
-        step_name=text_param(q, "step_name"),
-        min_level=level_param(q),
-        q=text_param(q, "q"),
-        since=time_param(q, "since"),
-        until=time_param(q, "until"),
-        cursor=cursor,
-        limit=limit_param(q, 100),
-        descending=order == "desc",
+        job_id=args["job_id"],
+        step_job_id=args["step_job_id"],
+        step_name=args["step_name"],
+        min_level=args["level"],
+        q=args["q"],
+        since=args["since"],
+        until=args["until"],
+        cursor=args["cursor"],
+        limit=args["limit"],
+        descending=args["order"] == "desc",
     )
-    return json_response(await run_in_threadpool(query))
+    return json_response(await in_thread(query_logs))
 
 
 ROUTES = [
-    Route("/healthz", healthz),
-    Route("/api/definitions", list_definitions),
-    Route("/api/jobs", submit_job, methods=["POST"]),
-    Route("/api/jobs", list_jobs, methods=["GET"]),
-    Route("/api/jobs/{job_id}", get_job),
-    Route("/api/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
-    Route("/api/jobs/{job_id}/retry", retry_job, methods=["POST"]),
-    Route("/api/steps/{step_job_id}", get_step),
-    Route("/api/steps/{step_job_id}/logs", step_logs),
-    Route("/api/steps/{step_job_id}/logs/download", download_step_logs),
-    Route("/api/logs", all_logs),
+    ApiRoute("GET", "/healthz", healthz),
+    ApiRoute("GET", "/api/definitions", list_definitions),
+    ApiRoute("POST", "/api/jobs", submit_job),
+    ApiRoute("GET", "/api/jobs", list_jobs),
+    ApiRoute("GET", "/api/jobs/{job_id}", get_job),
+    ApiRoute("POST", "/api/jobs/{job_id}/cancel", cancel_job),
+    ApiRoute("POST", "/api/jobs/{job_id}/retry", retry_job),
+    ApiRoute("GET", "/api/steps/{step_job_id}", get_step),
+    ApiRoute("GET", "/api/steps/{step_job_id}/logs", step_logs),
+    ApiRoute("GET", "/api/steps/{step_job_id}/logs/download", download_step_logs),
+    ApiRoute("GET", "/api/logs", all_logs),
     *HISTORY_ROUTES,
 ]

@@ -37,23 +37,22 @@ neither, the stream starts at the read model's current position.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from steptrail.api.endpoint import Args, operation
 from steptrail.api.errors import bad_request
-from steptrail.api.handlers import runtime
-from steptrail.api.params import MAX_INTEGER, choice_param, int_param
+from steptrail.api.handlers import in_thread, runtime
+from steptrail.api.params import Choice, Integer, Uuid, header, query
 from steptrail.api.runtime import Runtime
+from steptrail.api.schemas import STRING, Answer, ref
 from steptrail.projections.changes import Changes, Filters, read_changes
 from steptrail.projections.database import Database
 
@@ -133,7 +132,7 @@ class SharedReads:
     for itself."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db  # not the Runtime: this is the value of a weak map keyed by it
+        self.db = db
         self._reads: OrderedDict[tuple[object, ...], asyncio.Task[Batch]] = OrderedDict()
         self.followers = 0  # open connections
 
@@ -151,9 +150,7 @@ class SharedReads:
         key = (filters, after, target, resumed)
         task = self._reads.get(key)
         if task is None:
-            task = asyncio.ensure_future(
-                run_in_threadpool(self._read, filters, after, target, resumed)
-            )
+            task = asyncio.ensure_future(in_thread(self._read, filters, after, target, resumed))
             self._reads[key] = task
             while len(self._reads) > SHARED_READS:
                 self._reads.popitem(last=False)
@@ -165,41 +162,14 @@ class SharedReads:
             raise
 
 
-_shared: weakref.WeakKeyDictionary[Runtime, SharedReads] = weakref.WeakKeyDictionary()
-
-
-def _shared_reads(rt: Runtime) -> SharedReads:
-    if rt not in _shared:
-        _shared[rt] = SharedReads(rt.db)
-    return _shared[rt]
-
-
-def _uuid_param(request: Request, name: str) -> str | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return str(UUID(raw))
-    except ValueError:
-        raise bad_request(f"{name} must be a UUID, got {raw!r}", name) from None
-
-
-def _start_position(request: Request, rt: Runtime) -> int:
-    header = request.headers.get("last-event-id")
-    if header:
-        try:
-            position = int(header)
-        except ValueError:
-            position = -1
-        if not 0 <= position <= MAX_INTEGER:
-            raise bad_request(f"Last-Event-ID must be a position, got {header!r}", "Last-Event-ID")
-        return position
-    after = int_param(request.query_params, "after", None, 0)
-    return rt.notifier.position if after is None else after
+def shared_reads(request: Request) -> SharedReads:
+    """The app's shared reads (create_app makes one per app: its tasks belong
+    to the app's event loop)."""
+    return request.app.state.shared_reads  # type: ignore[no-any-return]
 
 
 async def _follow(
-    rt: Runtime, filters: Filters, after: int
+    rt: Runtime, shared: SharedReads, filters: Filters, after: int
 ) -> AsyncIterator[ServerSentEvent | bytes]:
     """One connection: a position cursor, nothing else."""
     ready = {
@@ -211,7 +181,6 @@ async def _follow(
     yield ServerSentEvent(
         orjson.dumps(ready).decode(), event="ready", id=str(after), retry=RETRY_MS
     )
-    shared = _shared_reads(rt)
     resumed = True  # the first read also sends the rows at `after` (see read_changes)
     shared.followers += 1
     try:
@@ -229,25 +198,49 @@ async def _follow(
         shared.followers -= 1
 
 
-def _filters(request: Request) -> Filters:
-    job_id = _uuid_param(request, "job_id")
-    step_job_id = _uuid_param(request, "step_job_id")
-    all_lines = choice_param(request.query_params, "lines", ("all",), None) == "all"
+@operation(
+    "Server-Sent Events: job, step and logs messages after a position",
+    query("job_id", Uuid(), "only this job's job and step messages"),
+    query("step_job_id", Uuid(), "also this step job's lines (logs messages)"),
+    query("lines", Choice(("all",)), "with job_id: the lines of every step job of the job"),
+    query("after", Integer(0), "start strictly after this position (default: now)"),
+    header("Last-Event-ID", Integer(0), "resume strictly after this position (wins over after)"),
+    answers={
+        200: Answer(
+            "the stream; every message's id is the position the client is complete up to",
+            {
+                "text/event-stream": {
+                    **STRING,
+                    "x-events": {
+                        "ready": ref("StreamReady"),
+                        "job": ref("Job"),
+                        "step": ref("Step"),
+                        "logs": ref("StreamLogs"),
+                    },
+                }
+            },
+        )
+    },
+)
+async def stream(request: Request, args: Args) -> Response:
+    rt = runtime(request)
+    after = args["Last-Event-ID"]
+    if after is None:
+        after = rt.notifier.position if args["after"] is None else args["after"]
+    # Pings are comments without an id: only the stream's own messages, in
+    # order, may move the client's position (a ping waiting behind a blocked
+    # send could otherwise carry an older id after a newer message).
+    return EventSourceResponse(
+        _follow(rt, shared_reads(request), _filters(args), after),
+        ping=PING_SECONDS,
+        send_timeout=SEND_TIMEOUT,
+    )
+
+
+def _filters(args: Args) -> Filters:
+    job_id, step_job_id, all_lines = args["job_id"], args["step_job_id"], args["lines"] == "all"
     if all_lines and job_id is None:
         raise bad_request("lines=all follows every step of a job: give job_id", "lines")
     if all_lines and step_job_id is not None:
         raise bad_request("lines=all already follows every step: leave out step_job_id", "lines")
     return Filters(job_id, step_job_id, all_lines)
-
-
-async def stream(request: Request) -> Response:
-    rt = runtime(request)
-    filters = _filters(request)
-    # Pings are comments without an id: only the stream's own messages, in
-    # order, may move the client's position (a ping waiting behind a blocked
-    # send could otherwise carry an older id after a newer message).
-    return EventSourceResponse(
-        _follow(rt, filters, _start_position(request, rt)),
-        ping=PING_SECONDS,
-        send_timeout=SEND_TIMEOUT,
-    )
