@@ -24,6 +24,7 @@ from steptrail.api.openapi import OPENAPI
 from steptrail.api.policy import Policy
 from steptrail.api.routes import ROUTES
 from steptrail.api.runtime import Runtime
+from steptrail.api.search import SEARCH_ROUTES
 from steptrail.api.stream import stream
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
@@ -76,6 +77,7 @@ def create_app(
             Route("/", index),
             Route("/openapi.json", openapi),
             *ROUTES,
+            *SEARCH_ROUTES,
             Route("/api/stream", stream),
             Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),
         ],

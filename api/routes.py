@@ -115,7 +115,11 @@ async def list_jobs(request: Request) -> Response:
     status = choice_param(q, "status", JOB_STATUSES, None)
     limit = limit_param(q, 50)
     before = int_param(q, "before", None, 1)
-    page = await run_in_threadpool(runtime(request).queries.list_jobs, status, limit, before)
+    definition = text_param(q, "definition")
+    find = text_param(q, "q")  # a job number (12 or #12) or the start of a job id
+    page = await run_in_threadpool(
+        runtime(request).queries.list_jobs, status, limit, before, definition, find
+    )
     return json_response(page)
 
 
