@@ -260,6 +260,7 @@ def test_hundred_thousand_lines_open_fast_stay_small_and_jump(
     levels = page.eval_on_selector_all(".ll[data-seq] .lv", "els => els.map(e => e.textContent)")
     assert levels and set(levels) == {"ERROR"}
     page.select_option(".log-toolbar select", "")
+    page.get_by_label("only matching").check()  # the search filters instead of moving
     page.fill(".log-toolbar input[type=search]", "line 4999")
     expect(page.locator("[data-testid=line-count]")).to_have_text("11 matching of 100,000 lines")
     shown = page.eval_on_selector_all(".ll[data-seq]", "els => els.map(e => +e.dataset.seq)")

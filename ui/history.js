@@ -339,7 +339,7 @@ class HistoryView {
     }
     if (this.panel?.stepId === step.id && this.panel.cap === step.last_seq) return;
     const link = (seq) => jobLink(this.jobId, "steps", step.id, "line", seq);
-    this.panel = new PanelAt(step, { link, onSelect() {} });
+    this.panel = new PanelAt(step, { link, onSelect() {}, live: false });
     slot.replaceChildren(this.panel.el);
   }
 
