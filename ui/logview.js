@@ -335,9 +335,24 @@ export class LogPanel {
     this.schedule();
   }
 
+  /** Moves run one after the other: a key held down or pressed quickly
+   * moves one match per press, each from where the last one landed. */
+  queue(move) {
+    this.moves = (this.moves || Promise.resolve()).then(move, move);
+    return this.moves;
+  }
+
+  toHit(direction, from = null) {
+    return this.queue(() => this.moveToHit(direction, from));
+  }
+
+  toError(direction, from = null, expand = false) {
+    return this.queue(() => this.moveToError(direction, from, expand));
+  }
+
   /** The next or previous match of the search from the current one (or
    * from `from`), selected and in view. */
-  async toHit(direction, from = null) {
+  async moveToHit(direction, from) {
     const q = this.query();
     if (!q || this.onlyEl.checked) return;
     const seq = from ?? this.hit?.seq ?? this.selected ?? (direction === "next" ? 0 : Number.MAX_SAFE_INTEGER);
@@ -364,7 +379,7 @@ export class LogPanel {
     this.schedule();
   }
 
-  async toError(direction, from = null, expand = false) {
+  async moveToError(direction, from, expand) {
     const seq = from ?? this.selected ?? (direction === "next" ? this.rowAt(this.viewport.scrollTop) : Number.MAX_SAFE_INTEGER);
     const answer = await this.search({ level: "error", seq, direction });
     if (!answer.seqs.length) {
