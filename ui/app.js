@@ -93,6 +93,7 @@ const stream = new Stream({
       const since = new Date();
       freezeClock(since.getTime());
       banner.textContent = `The server cannot be reached since ${since.toLocaleTimeString()}: retrying. What you see is as it was then.`;
+      banner.dataset.since = since.toISOString();
       banner.hidden = false;
     } else if (state === "live") {
       freezeClock(null);
