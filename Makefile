@@ -43,3 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/isolation.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/history_page.py
+	$(BIN)/python bench/search.py

@@ -25,6 +25,7 @@ from steptrail.api.policy import Policy
 from steptrail.api.routes import ROUTES
 from steptrail.api.runtime import Runtime
 from steptrail.api.schemas import STRING, Answer
+from steptrail.api.search import SEARCH_ROUTES
 from steptrail.api.stream import SharedReads, stream
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
@@ -79,6 +80,7 @@ def create_app(
             ApiRoute("GET", "/", index),
             ApiRoute("GET", "/openapi.json", openapi),
             *ROUTES,
+            *SEARCH_ROUTES,
             ApiRoute("GET", STREAM_PATH, stream),
             Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),
         ],

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from steptrail.api.errors import ApiError, bad_request, not_found
 from steptrail.api.runtime import Runtime
 from steptrail.domain.commands import Conflict, NotFound
-from steptrail.domain.definitions import DefinitionError
+from steptrail.domain.definitions import DefinitionError, ParamRefused
 from steptrail.projections.history import OutOfRange
 
 T = TypeVar("T")
@@ -26,6 +26,8 @@ def runtime(request: Request) -> Runtime:
 async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     try:
         return await run_in_threadpool(fn, *args)
+    except ParamRefused as e:  # a well-formed value its declared constraints refuse
+        raise bad_request(str(e), e.field) from None
     except DefinitionError as e:
         raise ApiError(422, "invalid", str(e), e.field) from None
     except NotFound as e:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from steptrail.api.endpoint import ApiRoute, Args, operation
 from steptrail.api.handlers import in_thread, runtime
 from steptrail.api.jsonresponse import json_response
-from steptrail.api.params import Choice, Id, Integer, limit, path, query
+from steptrail.api.params import JOB_ID, Choice, Id, Integer, limit, path, query
 from steptrail.api.schemas import json_answer
 from steptrail.domain.aggregates import Manager, StepJob
 from steptrail.projections.history import aggregate_state, job_events
@@ -18,7 +18,6 @@ from steptrail.projections.replay import job_at
 
 MAX_EVENTS = 1000  # a StepLogged event carries up to ~1000 lines
 
-JOB_ID = path("job_id", Id("job"))
 VERSION = query("version", Integer(1), "the aggregate's version (default: the latest)")
 
 

@@ -216,6 +216,8 @@ def limit(default: int, maximum: int = MAX_LIMIT, help: str = "rows per page") -
     return query("limit", Integer(1, maximum), help, default)
 
 
+JOB_ID = path("job_id", Id("job"))
+STEP_JOB_ID = path("step_job_id", Id("step"))
 LEVEL = query("level", Level(), "minimum level: info includes warning, error and critical")
 TEXT = query("q", Text(), "case-insensitive text the message contains")
 

@@ -18,17 +18,17 @@ from steptrail.api.handlers import existing, in_thread, runtime
 from steptrail.api.history import HISTORY_ROUTES
 from steptrail.api.jsonresponse import json_response
 from steptrail.api.params import (
+    JOB_ID,
     LEVEL,
+    STEP_JOB_ID,
     TEXT,
     Body,
     BodyField,
     Choice,
-    Id,
     Integer,
     Text,
     Time,
     limit,
-    path,
     query,
 )
 from steptrail.api.runtime import Runtime
@@ -39,8 +39,6 @@ READ_YOUR_WRITE_SECONDS = 5.0
 HEALTH_UNAPPLIED = 20  # unapplied events listed by /healthz (the latest)
 DOWNLOAD_PAGE = 5000  # lines read per query while a download streams
 
-JOB_ID = path("job_id", Id("job"))
-STEP_JOB_ID = path("step_job_id", Id("step"))
 PARAMS = BodyField(
     "params", ANY_OBJECT, "the definition's params by name (secret params given again on retry)"
 )
@@ -119,11 +117,19 @@ async def submit_job(request: Request, args: Args) -> Response:
     query("status", Choice(JOB_STATUSES), "only jobs with this status"),
     limit(50),
     query("before", Integer(1), "page cursor: next_before of the previous page"),
-    answers={200: json_answer("JobPage", "a page of jobs; next_before continues")},
+    query("definition", Text(), "only jobs of this definition"),
+    query("q", Text(), "a job number (12 or #12) or the start of a job id"),
+    answers={200: json_answer("JobPage", "a page of jobs; next_before continues; total")},
 )
 async def list_jobs(request: Request, args: Args) -> Response:
-    queries = runtime(request).queries
-    page = await in_thread(queries.list_jobs, args["status"], args["limit"], args["before"])
+    page = await in_thread(
+        runtime(request).queries.list_jobs,
+        args["status"],
+        args["limit"],
+        args["before"],
+        args["definition"],
+        args["q"],
+    )
     return json_response(page)
 
 

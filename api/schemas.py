@@ -202,6 +202,16 @@ COMPONENTS: dict[str, Schema] = {
         {
             "jobs": array(obj(_JOB_FIELDS)),
             "next_before": maybe(INTEGER),
+            "total": INTEGER,
+            "position": POSITION,
+        }
+    ),
+    "StepSearch": obj(
+        {
+            "count": INTEGER,
+            "seqs": array(INTEGER),
+            "index": maybe(INTEGER),
+            "last_seq": INTEGER,
             "position": POSITION,
         }
     ),

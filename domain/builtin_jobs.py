@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from steptrail.domain.context import StepContext
@@ -27,6 +27,10 @@ _LEVELS = {
 MAX_LINES = 1_000_000
 MAX_RATE = 1_000_000.0
 MAX_MIX_WEIGHT = 1000  # the pattern is expanded in memory: a weight is a list length
+# What a mix looks like, for the form to check as it is typed (the weights'
+# sum is left to _parse_mix).
+_LEVEL_NAMES = "debug|info|warning|error|critical"
+MIX_PATTERN = rf" *({_LEVEL_NAMES})(:[0-9]+)? *(, *({_LEVEL_NAMES})(:[0-9]+)? *)*"
 
 
 def _parse_mix(mix: str) -> list[int]:
@@ -42,14 +46,6 @@ def _parse_mix(mix: str) -> list[int]:
     if sum(weight for _, weight in parts) > MAX_MIX_WEIGHT:
         raise ValueError(f"has weights adding up to more than {MAX_MIX_WEIGHT}")
     return [level for level, weight in parts for _ in range(weight)]
-
-
-def _within(low: float, high: float) -> Callable[[float], None]:
-    def check(value: float) -> None:
-        if not low <= value <= high:  # also refuses NaN
-            raise ValueError(f"must be between {low:.15g} and {high:.15g}, got {value:.15g}")
-
-    return check
 
 
 def _chatter(ctx: StepContext, what: str) -> None:
@@ -107,15 +103,23 @@ DEMO = JobDefinition.of(
     "demo",
     [extract, transform, load, report],
     params=[
-        Param("lines", int, 200, "lines each step logs", _within(0, MAX_LINES)),
+        Param("lines", int, 200, "lines each step logs", min=0, max=MAX_LINES),
         Param(
             "rate",
             float,
             25.0,
             "lines per second per step (0 = as fast as possible)",
-            _within(0, MAX_RATE),
+            min=0,
+            max=MAX_RATE,
         ),
-        Param("mix", str, DEFAULT_MIX, "level mix, e.g. info:3,error:1", _parse_mix),
+        Param(
+            "mix",
+            str,
+            DEFAULT_MIX,
+            "level mix, e.g. info:3,error:1",
+            _parse_mix,
+            pattern=MIX_PATTERN,
+        ),
         Param("fail_step", str, "", "name of a step that should fail at its end"),
     ],
     description="Four steps that log at a set rate and level mix and report progress.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,11 +32,23 @@ class DefinitionError(ValueError):
         self.field = field
 
 
+class ParamRefused(DefinitionError):
+    """A param of the right type that its declared constraints (``min``,
+    ``max``, ``choices``, ``pattern``, ``check``, the string length) refuse:
+    the request is well formed, its value is not acceptable (a 400), unlike
+    an unknown definition or param or a value of the wrong type."""
+
+
 @dataclass(frozen=True)
 class Param:
-    """``check``, when given, raises ValueError (its message says why) for a
-    value of the right type that the step cannot take, such as a size that
-    would exhaust memory."""
+    """A typed param with declared constraints, which the API enforces and
+    the queue page's form shows and checks before sending: ``min`` and
+    ``max`` (numbers, inclusive), ``choices`` (the only values taken),
+    ``pattern`` (a regular expression a string must match whole; keep to the
+    syntax Python and browsers share). ``check``, when given, raises
+    ValueError (its message says why) for a value the constraints cannot
+    express, such as a size that would exhaust memory; it runs first, so its
+    message wins."""
 
     name: str
     type: type = str
@@ -43,10 +56,20 @@ class Param:
     help: str = ""
     check: Callable[[Any], None] | None = None
     secret: bool = False  # never stored, shown or logged: see domain/secrets.py
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    pattern: str | None = None
 
     def __post_init__(self) -> None:
         if self.secret and self.type is not str:
             raise ValueError(f"secret param {self.name!r} must be a string param")
+        if (self.min is not None or self.max is not None) and self.type not in (int, float):
+            raise ValueError(f"param {self.name!r}: min and max need an int or float param")
+        if self.pattern is not None:
+            if self.type is not str:
+                raise ValueError(f"param {self.name!r}: a pattern needs a string param")
+            re.compile(self.pattern)
 
     def coerce(self, value: Any) -> Any:
         """Accept only values of the declared JSON type (ints are valid numbers),
@@ -60,18 +83,53 @@ class Param:
             shown = "a secret value" if self.secret else _shown(value)
             raise self._error(f"must be {PARAM_TYPES[self.type]}, got {shown}")
         if isinstance(value, str) and len(value) > MAX_STRING_PARAM:
-            raise self._error(
+            raise self._refused(
                 f"is {len(value)} characters long; at most {MAX_STRING_PARAM} are accepted"
             )
         if self.check is not None:
             try:
                 self.check(value)
             except ValueError as e:
-                raise self._error("is not accepted" if self.secret else str(e)) from None
+                raise self._refused("is not accepted" if self.secret else str(e)) from None
+        self._constrain(value)
         return value
+
+    def _constrain(self, value: Any) -> None:
+        """Refuse a value outside ``min``/``max``/``choices``/``pattern``."""
+        low, high = self.min, self.max
+        if low is not None and high is not None and not low <= value <= high:
+            raise self._refused(f"must be between {low:.15g} and {high:.15g}, got {value:.15g}")
+        if low is not None and not low <= value:  # written so that NaN is refused too
+            raise self._refused(f"must be at least {low:.15g}, got {value:.15g}")
+        if high is not None and not value <= high:
+            raise self._refused(f"must be at most {high:.15g}, got {value:.15g}")
+        if self.choices is not None and value not in self.choices:
+            shown = "a secret value" if self.secret else _shown(value)
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise self._refused(f"must be one of {allowed}; got {shown}")
+        if self.pattern is not None and re.fullmatch(self.pattern, value) is None:
+            shown = "a secret value" if self.secret else _shown(value)
+            raise self._refused(f"must match {self.pattern}; got {shown}")
+
+    def describe(self) -> dict[str, Any]:
+        """The param as the API lists it (the page's form is built from this)."""
+        return {
+            "name": self.name,
+            "type": PARAM_TYPES[self.type],
+            "default": MASK if self.secret and self.default else self.default,
+            "help": self.help,
+            "secret": self.secret,
+            "min": self.min,
+            "max": self.max,
+            "choices": list(self.choices) if self.choices is not None else None,
+            "pattern": self.pattern,
+        }
 
     def _error(self, why: str) -> DefinitionError:
         return DefinitionError(f"param {self.name!r} {why}", f"params.{self.name}")
+
+    def _refused(self, why: str) -> ParamRefused:
+        return ParamRefused(f"param {self.name!r} {why}", f"params.{self.name}")
 
 
 def _shown(value: Any) -> str:
@@ -142,16 +200,7 @@ class JobDefinition:
             "steps": self.step_names,
             "max_attempts": self.max_attempts,
             "timeout": self.timeout,
-            "params": [
-                {
-                    "name": p.name,
-                    "type": PARAM_TYPES[p.type],
-                    "default": MASK if p.secret and p.default else p.default,
-                    "help": p.help,
-                    "secret": p.secret,
-                }
-                for p in self.params
-            ],
+            "params": [p.describe() for p in self.params],
         }
 
     def param(self, name: str) -> Param:

@@ -154,6 +154,18 @@ def running_steps(cur: Any, job_ids: list[str]) -> dict[str, list[Row]]:
     return by_job
 
 
+def _find_job(find: str, where: list[str], params: list[Any]) -> None:
+    """A job by number (``12`` or ``#12``) or by the start of its id."""
+    number = find.strip().removeprefix("#")
+    if number.isdigit() and len(number) < 19:
+        where.append("job_no = ?")
+        params.append(int(number))
+    else:
+        prefix = find.strip().lower()
+        where.append("substr(job_id, 1, ?) = ?")
+        params += [len(prefix), prefix]
+
+
 def _contains(dialect: str) -> str:
     """Case-insensitive substring test on the message column."""
     if dialect == "postgres":
@@ -185,11 +197,25 @@ class Queries:
 
     # jobs
 
-    def list_jobs(self, status: str | None, limit: int, before: int | None) -> dict[str, Any]:
+    def list_jobs(
+        self,
+        status: str | None,
+        limit: int,
+        before: int | None,
+        definition: str | None = None,
+        find: str | None = None,
+    ) -> dict[str, Any]:
+        """Newest first; ``total`` counts every job the filters match (all pages)."""
         where, params = [], []
         if status:
             where.append("status = ?")
             params.append(status)
+        if definition:
+            where.append("definition = ?")
+            params.append(definition)
+        if find:
+            _find_job(find, where, params)
+        matching = " WHERE " + " AND ".join(where) if where else ""
         if before is not None:
             where.append("job_no < ?")
             params.append(before)
@@ -203,9 +229,15 @@ class Queries:
             rows = cur.fetchall()
             page = rows[:limit]
             running = running_steps(cur, [r["job_id"] for r in page])
+            cur.execute(
+                f"SELECT COUNT(*) AS n FROM jobs{matching}",
+                params[: len(params) - (before is not None)],
+            )
+            total = int(cur.fetchone()["n"])
         return {
             "jobs": [job_json(r, running.get(r["job_id"], [])) for r in page],
             "next_before": page[-1]["job_no"] if len(rows) > limit else None,
+            "total": total,
             "position": position,
         }
 

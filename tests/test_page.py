@@ -182,12 +182,23 @@ def test_server_restart_mid_stream_resumes_with_every_line_once(tmp_path: Path, 
         wait_count(page, 200)
         proc.kill()
         expect(page.locator("#conn")).not_to_have_attribute("data-state", "live")
+        # said where it is seen, and running durations stop counting
+        expect(page.locator("#offline")).to_contain_text("cannot be reached")
+        duration = page.locator("#job-head .job-duration")
+        shown = duration.text_content()
+        page.wait_for_function(
+            "() => Date.now() - Date.parse(document.querySelector('#offline').dataset.since) > 2500"
+        )
+        assert duration.text_content() == shown
         proc.start()
         expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        expect(page.locator("#offline")).to_be_hidden()
 
         # The restarted server finds the step orphaned and abandons it; the
         # page shows that live, with every line the step stored.
         expect_panel_status(page, "abandoned")
+        error = page.locator(f"tr[data-step-id='{sid}'] .error")
+        expect(error).to_have_text("the server stopped")  # beside its "abandoned" badge
         stored = api_lines(proc.base_url, sid)
         wait_count(page, len(stored))
         assert line_count(page) == len(stored) >= 200
@@ -260,6 +271,7 @@ def test_hundred_thousand_lines_open_fast_stay_small_and_jump(
     levels = page.eval_on_selector_all(".ll[data-seq] .lv", "els => els.map(e => e.textContent)")
     assert levels and set(levels) == {"ERROR"}
     page.select_option(".log-toolbar select", "")
+    page.get_by_label("only matching").check()  # the search filters instead of moving
     page.fill(".log-toolbar input[type=search]", "line 4999")
     expect(page.locator("[data-testid=line-count]")).to_have_text("11 matching of 100,000 lines")
     shown = page.eval_on_selector_all(".ll[data-seq]", "els => els.map(e => +e.dataset.seq)")

@@ -159,7 +159,7 @@ def test_params_out_of_bounds_are_refused_naming_the_field(any_store: LiveServer
     server = any_store
     for what, (definition, params, field, message) in PARAM_LIMITS.items():
         r = server.client.post("/api/jobs", json={"definition": definition, "params": params})
-        assert_error(r, 422, "invalid", field)
+        assert_error(r, 400, "bad_request", field)
         assert message in r.json()["error"]["message"], what
         assert len(r.text) < 500, "the error does not echo a huge value back"
     assert position(server) == 0

@@ -6,19 +6,25 @@
 // state it has seen from either source: a snapshot and the stream can arrive
 // in any order and the page still ends at the newest state.
 //
-// Routes: #/jobs/<id> (Steps tab), #/jobs/<id>/steps/<step id>[/line/<seq>],
-// #/jobs/<id>/<tab id> for any other tab in JOB_TABS.
+// Routes: #/jobs/<id> (Steps tab; the panel follows the job: its running
+// step, else the step it failed at), #/jobs/<id>/steps/<step id>[/line/<seq>]
+// (a step the user picked), #/jobs/<id>/<tab id> for any other tab in JOB_TABS.
 
 import { ApiError, Stream, getJSON, postJSON, setToken } from "./api.js";
-import { elapsed, fill, formatDuration, h, progressBar, statusBadge } from "./dom.js";
+import { elapsed, fill, formatDuration, freezeClock, h, progressBar, statusBadge } from "./dom.js";
 import { LogPanel } from "./logview.js";
+import { renderTimeline } from "./timeline.js";
 
 const LIST_SIZE = 50;
 const LEVELS = ["debug", "info", "warning", "error", "critical"];
+const FINISHED = ["succeeded", "failed", "cancelled"];
+const FAILED_STEP = ["failed", "abandoned"];
 
 // Newest state of every job and step seen, from snapshots and the stream.
 const store = { jobs: new Map(), stepsByJob: new Map() };
-const view = { jobId: null, tab: "steps", stepId: null, line: null, loadedJob: null, panel: null };
+const view = { jobId: null, tab: "steps", stepId: null, line: null, loadedJob: null, panel: null, level: "", revealDetail: false };
+// The job list: filters, and how far down its pages have been loaded.
+const list = { status: "", definition: "", q: "", floor: Infinity, nextBefore: null, total: 0, top: 0, loading: false, generation: 0 };
 const $ = (id) => document.getElementById(id);
 
 function isNewer(current, next) {
@@ -43,7 +49,29 @@ export function jobLink(jobId, ...rest) {
   return `#/jobs/${jobId}${rest.length ? `/${rest.join("/")}` : ""}`;
 }
 
+/** An error as shown beside its status badge: "abandoned" + "the server
+ * stopped", never "abandoned: abandoned: the server stopped". */
+function errorText(error, status) {
+  let text = error.replace(/\b([\w-]+): \1: /g, "$1: ");
+  if (status && text.startsWith(`${status}: `)) text = text.slice(status.length + 2);
+  return text;
+}
+
+/** A step's progress label, without saying the same count twice. */
+function progressLabel(p) {
+  const count = `${p.current}${p.total ? `/${p.total}` : ""}`;
+  if (!p.message) return count;
+  return p.message.includes(count) ? p.message : `${count} ${p.message}`;
+}
+
 // ---- the stream
+
+const CONNECTION = {
+  connecting: "connecting…",
+  live: "live",
+  reconnecting: "reconnecting…",
+  offline: "offline, retrying…",
+};
 
 const stream = new Stream({
   onMessage(type, data) {
@@ -57,7 +85,21 @@ const stream = new Stream({
   onState(state) {
     const el = $("conn");
     el.dataset.state = state;
-    el.textContent = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…", offline: "offline, retrying…" }[state];
+    el.textContent = CONNECTION[state];
+    // Lost: say so where it is seen, and stop durations counting on stale states.
+    const lost = state === "reconnecting" || state === "offline";
+    const banner = $("offline");
+    if (lost && banner.hidden) {
+      const since = new Date();
+      freezeClock(since.getTime());
+      banner.textContent = `The server cannot be reached since ${since.toLocaleTimeString()}: retrying. What you see is as it was then.`;
+      banner.dataset.since = since.toISOString();
+      banner.hidden = false;
+    } else if (state === "live") {
+      freezeClock(null);
+      banner.hidden = true;
+    }
+    schedule();
   },
 });
 
@@ -72,6 +114,11 @@ function render() {
   frame = null;
   renderJobList();
   renderDetail();
+  if (view.revealDetail && view.jobId && store.jobs.has(view.jobId)) {
+    view.revealDetail = false;
+    const top = $("detail").getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight * 0.6) $("detail").scrollIntoView({ block: "start" });
+  }
 }
 
 /** Keep `parent`'s children in the order of `items`, reusing elements by key:
@@ -99,21 +146,76 @@ function setCell(cell, signature, ...children) {
   }
 }
 
-function runningSteps(jobId) {
-  return [...(store.stepsByJob.get(jobId)?.values() || [])].filter((s) => s.status === "running");
+function attemptsOf(jobId) {
+  return [...(store.stepsByJob.get(jobId)?.values() || [])];
 }
 
 /** A job's progress, including its running steps' progress since the job row changed. */
 function jobFraction(job) {
-  const running = runningSteps(job.id);
+  const running = attemptsOf(job.id).filter((s) => s.status === "running");
   if (job.status !== "running" || !running.length) return job.progress.fraction;
   const partial = running.reduce((sum, s) => sum + (s.progress.fraction ?? 0), 0);
   return Math.min(1, (job.progress.steps_done + partial) / job.progress.steps_total);
 }
 
+// ---- the job list: pages as it scrolls, filtered by the server
+
+function listed(job) {
+  if (list.status && job.status !== list.status) return false;
+  if (list.definition && job.definition !== list.definition) return false;
+  if (list.q) {
+    const q = list.q.trim().replace(/^#/, "");
+    if (!(/^\d+$/.test(q) ? job.number === Number(q) : job.id.startsWith(list.q.trim().toLowerCase()))) return false;
+  }
+  return job.number >= list.floor || (list.nextBefore === null && list.floor !== Infinity);
+}
+
+async function loadJobs(reset) {
+  if (reset) {
+    list.generation += 1;
+    Object.assign(list, { floor: Infinity, nextBefore: null, total: 0, top: 0, loading: false });
+  }
+  if (list.loading || (!reset && list.nextBefore === null)) return;
+  list.loading = true;
+  const generation = list.generation;
+  try {
+    const page = await getJSON("/api/jobs", {
+      limit: LIST_SIZE,
+      before: reset ? null : list.nextBefore,
+      status: list.status,
+      definition: list.definition,
+      q: list.q.trim(),
+    });
+    if (generation !== list.generation) return;
+    page.jobs.forEach(putJob);
+    if (reset) Object.assign(list, { total: page.total, top: page.jobs[0]?.number ?? 0 });
+    list.floor = Math.min(list.floor, page.jobs.at(-1)?.number ?? list.floor);
+    if (!page.jobs.length && list.floor === Infinity) list.floor = 0;
+    list.nextBefore = page.next_before;
+    if (reset && stream.position === null) stream.start(page.position);
+  } catch (e) {
+    fail(e);
+  } finally {
+    if (generation === list.generation) list.loading = false;
+    schedule();
+  }
+}
+
+/** More of the list when its end is (nearly) in view. */
+function loadMoreIfNeeded() {
+  const box = $("jobs-scroll");
+  if (list.nextBefore !== null && box.scrollTop + box.clientHeight >= box.scrollHeight - 200) loadJobs(false);
+}
+
 function renderJobList() {
-  const jobs = [...store.jobs.values()].sort((a, b) => b.number - a.number).slice(0, LIST_SIZE);
-  $("jobs-empty").hidden = jobs.length > 0;
+  const jobs = [...store.jobs.values()].filter(listed).sort((a, b) => b.number - a.number);
+  const newer = jobs.filter((j) => j.number > list.top).length; // arrived since the list loaded
+  const total = list.total + newer;
+  $("jobs-empty").hidden = jobs.length > 0 || list.loading;
+  $("jobs-total").textContent = total ? `${jobs.length.toLocaleString("en")} of ${total.toLocaleString("en")}` : "";
+  const more = $("jobs-more");
+  more.hidden = list.nextBefore === null;
+  more.disabled = list.loading;
   sync(
     $("jobs"),
     jobs,
@@ -123,15 +225,42 @@ function renderJobList() {
       const [no, def, st, pg, dur] = el.children;
       el.href = jobLink(job.id);
       el.classList.toggle("open", job.id === view.jobId);
+      if (job.id === view.jobId) el.setAttribute("aria-current", "page");
+      else el.removeAttribute("aria-current");
       setCell(no, String(job.number), `#${job.number}`);
       setCell(def, job.definition, job.definition);
       setCell(st, job.status, statusBadge(job.status));
       const fraction = jobFraction(job);
       const label = `${job.progress.steps_done}/${job.progress.steps_total} steps`;
-      setCell(pg, `${fraction}|${label}`, progressBar(fraction, label));
+      setCell(pg, `${fraction}|${label}|${job.status}`, progressBar(fraction, label, job.status));
       dur.textContent = formatDuration(elapsed(job.started_at, job.finished_at));
     },
   );
+  if (!list.loading) loadMoreIfNeeded();
+}
+
+function setupJobList() {
+  const apply = () => {
+    list.status = $("jobs-status").value;
+    list.definition = $("jobs-definition").value;
+    list.q = $("jobs-find").value;
+    loadJobs(true);
+    schedule();
+  };
+  let debounce = null;
+  $("jobs-status").onchange = apply;
+  $("jobs-definition").onchange = apply;
+  $("jobs-find").oninput = () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(apply, 250);
+  };
+  $("jobs-filter").onsubmit = (e) => {
+    e.preventDefault();
+    clearTimeout(debounce);
+    apply();
+  };
+  $("jobs-scroll").addEventListener("scroll", loadMoreIfNeeded, { passive: true });
+  $("jobs-more").onclick = () => loadJobs(false);
 }
 
 // ---- a job
@@ -146,6 +275,7 @@ function renderDetail() {
   if (!view.jobId) {
     setCell(container, "empty", h("p", { class: "hint" }, "Pick a job on the left, or submit one."));
     view.panel = null;
+    stream.follow(null);
     return;
   }
   if (!job) {
@@ -160,20 +290,34 @@ function renderDetail() {
       h("div", { id: "job-head" }),
       h(
         "nav",
-        { class: "tabs" },
-        JOB_TABS.map((t) => h("a", { href: jobLink(job.id, t.id), class: t.id === view.tab ? "active" : "" }, t.label)),
+        { class: "tabs", role: "tablist", "aria-label": "job views" },
+        JOB_TABS.map((t) =>
+          h(
+            "a",
+            {
+              href: jobLink(job.id, t.id),
+              class: t.id === view.tab ? "active" : "",
+              role: "tab",
+              id: `tab-${t.id}`,
+              "aria-selected": String(t.id === view.tab),
+              "aria-controls": "tab-body",
+            },
+            t.label,
+          ),
+        ),
       ),
-      h("div", { id: "tab-body" }),
+      h("div", { id: "tab-body", role: "tabpanel", "aria-labelledby": `tab-${view.tab}` }),
     );
   }
   renderJobHead(job);
   const tab = JOB_TABS.find((t) => t.id === view.tab) || JOB_TABS[0];
   tab.render($("tab-body"), job);
+  if (tab.id !== "steps") stream.follow(null);
 }
 
 function renderJobHead(job) {
   const head = $("job-head");
-  const finished = ["succeeded", "failed", "cancelled"].includes(job.status);
+  const finished = FINISHED.includes(job.status);
   const signature = JSON.stringify([job.status, job.error, job.cancel_requested, job.progress, job.params]);
   setCell(
     head,
@@ -196,11 +340,12 @@ function renderJobHead(job) {
       h("span", {}, `created ${new Date(job.created_at).toLocaleString()}`),
       h("code", { class: "params" }, JSON.stringify(job.params)),
     ),
-    job.error ? h("p", { class: "error" }, job.error) : null,
+    job.error ? h("p", { class: "error" }, errorText(job.error, job.status)) : null,
     h("p", { class: "command-error", hidden: true }),
   );
   const fraction = jobFraction(job);
-  setCell(head.querySelector(".job-progress"), String(fraction), progressBar(fraction, `${Math.round((fraction ?? 0) * 100)}%`));
+  const percent = `${Math.round((fraction ?? 0) * 100)}%`;
+  setCell(head.querySelector(".job-progress"), `${fraction}|${job.status}`, progressBar(fraction, `${job.status}, ${percent}`, job.status));
   head.querySelector(".job-duration").textContent = `duration ${formatDuration(elapsed(job.started_at, job.finished_at)) || "–"}`;
 }
 
@@ -218,7 +363,7 @@ async function command(job, name) {
 
 /** One row per step attempt; a step that has not started shows its name and status. */
 function stepRows(job) {
-  const attempts = [...(store.stepsByJob.get(job.id)?.values() || [])];
+  const attempts = attemptsOf(job.id);
   const rows = [];
   job.step_names.forEach((name, index) => {
     const mine = attempts.filter((s) => s.index === index).sort((a, b) => a.attempt - b.attempt);
@@ -231,15 +376,21 @@ function stepRows(job) {
 function renderStepsTab(container, job) {
   if (!container.firstChild) {
     container.append(
+      h("div", { id: "timeline", class: "gantt" }),
       h(
-        "table",
-        { class: "steps" },
-        h("thead", {}, h("tr", {}, ["#", "step", "status", "progress", "lines by level", "duration", ""].map((t) => h("th", {}, t)))),
-        h("tbody", { id: "steps" }),
+        "div",
+        { class: "steps-wrap" },
+        h(
+          "table",
+          { class: "steps" },
+          h("thead", {}, h("tr", {}, ["#", "step", "status", "progress", "lines by level", "duration", ""].map((t) => h("th", { scope: "col" }, t)))),
+          h("tbody", { id: "steps" }),
+        ),
       ),
       h("div", { id: "panel-slot" }),
     );
   }
+  renderTimeline($("timeline"), job, attemptsOf(job.id), (s) => openStep(job, s));
   sync(
     $("steps"),
     stepRows(job),
@@ -250,52 +401,125 @@ function renderStepsTab(container, job) {
   renderPanel(job);
 }
 
+/** Pick a step: its panel opens (a level chip opens it filtered to that level). */
+function openStep(job, step, level = "") {
+  if (!step.id) return;
+  if (view.panel?.stepId === step.id && view.stepId === step.id) {
+    if (level) {
+      view.panel.levelEl.value = level;
+      view.panel.filterChanged();
+    }
+    return;
+  }
+  view.level = level;
+  location.hash = jobLink(job.id, "steps", step.id);
+}
+
 function renderStepRow(tr, job, s) {
   const [idx, name, st, pg, counts, dur, logs] = tr.children;
-  tr.classList.toggle("open", s.id !== null && s.id === view.stepId);
+  const open = s.id !== null && s.id === view.panel?.stepId;
+  tr.classList.toggle("open", open);
+  tr.classList.toggle("openable", s.id !== null);
   tr.dataset.stepId = s.id || "";
+  if (!tr.onclick) {
+    tr.onclick = (e) => {
+      if (e.target.closest("a, button")) return;
+      const step = store.stepsByJob.get(job.id)?.get(tr.dataset.stepId);
+      if (step) openStep(job, step);
+    };
+  }
   setCell(idx, String(s.index), String(s.index + 1));
   setCell(name, `${s.name}|${s.attempt}`, s.name, s.attempt > 1 ? h("span", { class: "note" }, ` attempt ${s.attempt}`) : null);
-  setCell(st, s.status, statusBadge(s.status), s.error ? h("div", { class: "error small" }, s.error) : null);
+  setCell(st, `${s.status}|${s.error}`, statusBadge(s.status), s.error ? h("div", { class: "error small" }, errorText(s.error, s.status)) : null);
   if (s.progress) {
-    const p = s.progress;
-    const label = `${p.current}${p.total ? `/${p.total}` : ""}${p.message ? ` ${p.message}` : ""}`;
-    setCell(pg, `${p.fraction}|${label}`, progressBar(p.fraction, label));
+    const label = progressLabel(s.progress);
+    setCell(pg, `${s.progress.fraction}|${label}|${s.status}`, progressBar(s.progress.fraction, label, s.status));
   } else setCell(pg, "", "");
   const c = s.counts;
   setCell(
     counts,
     JSON.stringify(c),
-    c ? LEVELS.map((l) => h("span", { class: `chip lv-${l.toUpperCase()}${c[l] ? "" : " zero"}`, title: l }, `${l[0].toUpperCase()} ${c[l]}`)) : null,
+    c
+      ? LEVELS.map((l) =>
+          h(
+            "button",
+            {
+              type: "button",
+              class: `chip lv-${l.toUpperCase()}${c[l] ? "" : " zero"}`,
+              title: `${c[l]} ${l} lines${c[l] ? `: show ${l} and above` : ""}`,
+              "aria-label": `${c[l]} ${l} lines of ${s.name}${c[l] ? `: show ${l} and above` : ""}`,
+              disabled: !c[l],
+              dataset: { level: l },
+              onclick: () => openStep(job, s, l === "debug" ? "" : l),
+            },
+            `${l[0].toUpperCase()} ${c[l]}`,
+          ),
+        )
+      : null,
   );
   dur.textContent = s.started_at ? formatDuration(elapsed(s.started_at, s.finished_at)) : "";
-  const open = s.id !== null && s.id === view.stepId;
+  const pinned = s.id !== null && s.id === view.stepId;
   setCell(
     logs,
-    `${s.id}|${open}`,
-    s.id ? h("a", { class: "logs-link", href: open ? jobLink(job.id) : jobLink(job.id, "steps", s.id) }, open ? "hide logs" : "logs") : null,
+    `${s.id}|${pinned}|${open}`,
+    s.id
+      ? h(
+          "a",
+          {
+            class: "logs-link",
+            href: pinned ? jobLink(job.id) : jobLink(job.id, "steps", s.id),
+            "aria-label": `${pinned ? "hide the log of" : "show the log of"} ${s.name}${s.attempt > 1 ? ` attempt ${s.attempt}` : ""}`,
+          },
+          pinned ? "hide logs" : "logs",
+        )
+      : null,
   );
+}
+
+/** The step the panel shows. A picked step (in the address) stays; else
+ * the panel follows the job: its running step, else the step it failed or
+ * was cancelled at, else the step it showed last. */
+function panelStep(job) {
+  const attempts = attemptsOf(job.id);
+  if (view.stepId) return attempts.find((s) => s.id === view.stepId) || null;
+  const latest = (statuses) =>
+    attempts.filter((s) => statuses.includes(s.status)).sort((a, b) => b.index - a.index || b.attempt - a.attempt)[0];
+  if (job.status === "running") {
+    const running = latest(["running"]);
+    if (running) return running;
+  }
+  if (job.status === "failed") return latest(FAILED_STEP) || null;
+  if (job.status === "cancelled") return latest(["cancelled", ...FAILED_STEP]) || null;
+  return attempts.find((s) => s.id === view.panel?.stepId) || null;
 }
 
 function renderPanel(job) {
   const slot = $("panel-slot");
-  const step = view.stepId && store.stepsByJob.get(job.id)?.get(view.stepId);
+  const step = panelStep(job);
   if (!step) {
     if (view.panel) slot.replaceChildren();
     view.panel = null;
+    stream.follow(null);
     return;
   }
+  stream.follow(step.id);
   if (view.panel?.stepId === step.id) return;
   const link = (seq) => jobLink(job.id, "steps", step.id, "line", seq);
+  const landing = FAILED_STEP.includes(step.status) && !view.line && !view.level ? "failure" : null;
   view.panel = new LogPanel(step, {
     link,
+    landing,
+    level: view.level,
     onSelect(seq) {
-      view.line = seq;
+      // a line picked is the step picked: the panel stops following the job
+      Object.assign(view, { stepId: step.id, line: seq });
       history.replaceState(null, "", link(seq));
+      schedule();
     },
   });
+  view.level = "";
   slot.replaceChildren(view.panel.el);
-  if (view.line) view.panel.select(view.line, true);
+  if (view.line) view.panel.select(view.line, "center");
 }
 
 // ---- routing
@@ -314,10 +538,10 @@ function parseHash() {
 
 async function route() {
   const next = parseHash();
-  const sameStep = next.stepId === view.stepId && view.panel;
+  const sameStep = next.stepId && next.stepId === view.panel?.stepId;
+  if (next.jobId !== view.jobId) view.revealDetail = true;
   Object.assign(view, { jobId: next.jobId, tab: next.tab, stepId: next.stepId, line: next.line });
-  if (sameStep && next.line) view.panel.select(next.line, true);
-  stream.follow(view.stepId);
+  if (sameStep && next.line) view.panel.select(next.line, "center");
   schedule();
   if (view.jobId && view.loadedJob !== view.jobId) {
     view.loadedJob = view.jobId;
@@ -332,10 +556,45 @@ async function route() {
 
 // ---- submitting
 
+/** An input for a param, with its declared constraints for the browser to check. */
+function paramInput(p) {
+  const id = `param-${p.name}`;
+  const common = { id, name: p.name, dataset: { type: p.type }, "aria-describedby": `${id}-help` };
+  if (p.type === "boolean") return h("input", { ...common, type: "checkbox", checked: Boolean(p.default) });
+  if (p.choices) {
+    return h(
+      "select",
+      common,
+      p.choices.map((c) => h("option", { value: String(c), selected: c === p.default }, c === "" ? "(none)" : String(c))),
+    );
+  }
+  const number = p.type === "integer" || p.type === "number";
+  return h("input", {
+    ...common,
+    type: p.secret ? "password" : number ? "number" : "text",
+    autocomplete: p.secret ? "off" : undefined,
+    step: p.type === "integer" ? "1" : number ? "any" : undefined,
+    min: p.min ?? undefined,
+    max: p.max ?? undefined,
+    pattern: p.pattern ?? undefined,
+    value: p.secret ? "" : (p.default ?? ""),
+    placeholder: p.help,
+  });
+}
+
+function constraintText(p) {
+  const parts = [];
+  if (p.min !== null && p.min !== undefined && p.max !== null && p.max !== undefined) parts.push(`${p.min}–${p.max}`);
+  else if (p.min !== null && p.min !== undefined) parts.push(`≥ ${p.min}`);
+  else if (p.max !== null && p.max !== undefined) parts.push(`≤ ${p.max}`);
+  return [p.help, ...parts].filter(Boolean).join(" · ");
+}
+
 async function loadDefinitions() {
   const { definitions } = await getJSON("/api/definitions");
   const select = $("definition");
   fill(select, definitions.map((d) => h("option", { value: d.name, title: d.description }, d.name)));
+  fill($("jobs-definition"), h("option", { value: "" }, "all definitions"), definitions.map((d) => h("option", { value: d.name }, d.name)));
   if (definitions.some((d) => d.name === "demo")) select.value = "demo";
   const showParams = () => {
     const d = definitions.find((x) => x.name === select.value);
@@ -343,20 +602,11 @@ async function loadDefinitions() {
       $("params"),
       (d?.params || []).map((p) =>
         h(
-          "label",
-          { title: p.help },
-          h("span", {}, p.name),
-          p.type === "boolean"
-            ? h("input", { name: p.name, type: "checkbox", checked: Boolean(p.default), dataset: { type: p.type } })
-            : h("input", {
-                name: p.name,
-                type: p.secret ? "password" : p.type === "string" ? "text" : "number",
-                autocomplete: p.secret ? "off" : undefined,
-                step: p.type === "integer" ? "1" : "any",
-                value: p.secret ? "" : p.default ?? "",
-                placeholder: p.help,
-                dataset: { type: p.type },
-              }),
+          "div",
+          { class: "param" },
+          h("label", { for: `param-${p.name}` }, p.name),
+          paramInput(p),
+          h("small", { id: `param-${p.name}-help`, class: "param-help" }, constraintText(p)),
         ),
       ),
     );
@@ -368,10 +618,10 @@ async function loadDefinitions() {
 async function submit(e) {
   e.preventDefault();
   const params = {};
-  for (const input of $("params").querySelectorAll("input")) {
+  for (const input of $("params").querySelectorAll("input, select")) {
     const t = input.dataset.type;
     if (t === "boolean") params[input.name] = input.checked;
-    else if (input.value === "") continue;
+    else if (input.value === "" && input.tagName === "INPUT") continue;
     else params[input.name] = t === "integer" ? parseInt(input.value, 10) : t === "number" ? Number(input.value) : input.value;
   }
   const error = $("submit-error");
@@ -383,6 +633,8 @@ async function submit(e) {
   } catch (err) {
     error.hidden = false;
     error.textContent = err.message;
+    const field = err.field?.startsWith("params.") && $(`param-${err.field.slice(7)}`);
+    if (field) field.setAttribute("aria-invalid", "true");
   }
 }
 
@@ -421,28 +673,56 @@ async function showUnapplied() {
     "Everything else is shown; see /healthz.";
 }
 
+// Light, dark, or as the system says (prefers-color-scheme); kept per browser.
+const THEMES = ["auto", "dark", "light"];
+const THEME_KEY = "steptrail.theme";
+
+function setTheme(theme) {
+  const root = document.documentElement;
+  if (theme === "auto") delete root.dataset.theme;
+  else root.dataset.theme = theme;
+  localStorage.setItem(THEME_KEY, theme);
+  const button = $("theme");
+  button.textContent = { auto: "◐ auto", dark: "☾ dark", light: "☀ light" }[theme];
+  button.setAttribute("aria-label", `colour theme: ${theme}; change`);
+}
+
 async function start() {
+  setTheme(localStorage.getItem(THEME_KEY) || "auto");
+  $("theme").onclick = () => {
+    const now = localStorage.getItem(THEME_KEY) || "auto";
+    setTheme(THEMES[(THEMES.indexOf(now) + 1) % THEMES.length]);
+  };
   $("submit-form").addEventListener("submit", submit);
+  // The browser checks each param against its constraints before sending: say which failed.
+  $("submit-form").addEventListener(
+    "invalid",
+    (e) => {
+      const error = $("submit-error");
+      error.hidden = false;
+      error.textContent = `${e.target.name}: ${e.target.validationMessage}`;
+    },
+    true,
+  );
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
     setToken($("token").value);
     location.reload();
   });
+  setupJobList();
   window.addEventListener("hashchange", route);
   route();
   try {
-    const [page] = await Promise.all([getJSON("/api/jobs", { limit: LIST_SIZE }), loadDefinitions()]);
-    page.jobs.forEach(putJob);
-    stream.start(page.position);
+    await Promise.all([loadJobs(true), loadDefinitions()]);
   } catch (e) {
     fail(e);
   }
   schedule();
   showUnapplied();
   setInterval(showUnapplied, HEALTH_SECONDS * 1000);
-  // Durations of running jobs and steps tick.
+  // Durations of running jobs and steps tick (not while the server is away).
   setInterval(() => {
-    if ([...store.jobs.values()].some((j) => j.status === "running")) schedule();
+    if ($("offline").hidden && [...store.jobs.values()].some((j) => j.status === "running")) schedule();
   }, 1000);
 }
 

@@ -41,10 +41,19 @@ export function formatDuration(seconds) {
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
 }
 
+// While the server cannot be reached the page shows the state it last had:
+// running things stop counting at the moment the connection was lost.
+let frozenAt = null;
+
+/** Stop (a time in ms) or restart (null) the clock running durations use. */
+export function freezeClock(at) {
+  frozenAt = at;
+}
+
 /** Seconds from `start` to `end` (ISO strings); a running thing counts to now. */
 export function elapsed(start, end) {
   if (!start) return null;
-  const to = end ? Date.parse(end) : Date.now();
+  const to = end ? Date.parse(end) : (frozenAt ?? Date.now());
   return (to - Date.parse(start)) / 1000;
 }
 
@@ -58,13 +67,24 @@ export function statusBadge(status) {
   return h("span", { class: `badge st-${status}`, dataset: { status } }, status);
 }
 
-/** A progress bar: fraction 0..1 (null: unknown) with a label. */
-export function progressBar(fraction, label) {
+/** A progress bar: fraction 0..1 (null: unknown) with a label beside it,
+ * coloured by `status` (a failed job's bar is red, not the running blue). */
+export function progressBar(fraction, label, status = "running") {
   const known = typeof fraction === "number";
+  const percent = known ? Math.round(fraction * 100) : 0;
   return h(
     "div",
-    { class: `progress${known ? "" : " unknown"}`, title: label || "" },
-    h("div", { class: "bar", style: { width: `${known ? Math.round(fraction * 100) : 0}%` } }),
+    {
+      class: `progress${known ? "" : " unknown"} pg-${status}`,
+      role: "progressbar",
+      "aria-valuemin": "0",
+      "aria-valuemax": "100",
+      "aria-valuenow": known ? String(percent) : null,
+      "aria-valuetext": label || (known ? `${percent}%` : "unknown"),
+      "aria-label": label || "progress",
+      title: label || "",
+    },
+    h("div", { class: "track" }, h("div", { class: "bar", style: { width: `${percent}%` } })),
     h("span", { class: "label" }, label || ""),
   );
 }

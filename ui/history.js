@@ -117,7 +117,7 @@ class HistoryView {
     [this.above, this.below] = [0, 1].map(() => h("tr", { class: "spacer" }, h("td", { colSpan: 6 })));
     this.timeline = h(
       "div",
-      { class: "timeline", onscroll: () => this.drawSoon() },
+      { class: "timeline", tabindex: 0, role: "region", "aria-label": "the job's events", onscroll: () => this.drawSoon() },
       h(
         "table",
         { class: "events" },
@@ -339,7 +339,7 @@ class HistoryView {
     }
     if (this.panel?.stepId === step.id && this.panel.cap === step.last_seq) return;
     const link = (seq) => jobLink(this.jobId, "steps", step.id, "line", seq);
-    this.panel = new PanelAt(step, { link, onSelect() {} });
+    this.panel = new PanelAt(step, { link, onSelect() {}, live: false });
     slot.replaceChildren(this.panel.el);
   }
 

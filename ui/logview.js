@@ -5,10 +5,20 @@
 // the step has (its last_seq, raised by `step` and `logs` messages), keeps a
 // bounded cache of lines by seq and fetches any window it lacks. A line is
 // shown from its seq slot, so it can appear once only, and a line missed for
-// any reason is fetched, never skipped.
+// any reason is fetched, never skipped. An expanded line (a traceback, any
+// multi-line message) is as many rows tall as it has lines: the few expanded
+// rows are added up when a position is turned into a row and back.
 //
-// Filtered (minimum level, text), the server answers: the panel loads the
-// matches in seq order and loads more as the step grows.
+// Search navigates by default: matches are highlighted in the full log, and
+// "n of m", next and previous are answered by the server for the whole step
+// (/api/steps/{id}/search), not only for the lines loaded. "only matching"
+// and the minimum level filter instead (the server answers those too): the
+// panel loads the matches in seq order and more as the step grows.
+//
+// Keys (the panel is one Tab stop): ↑/↓ move the selected line, PageUp/
+// PageDown/Home/End, Enter expands or folds it; e / E next and previous
+// error; in the search box Enter / Shift+Enter next and previous match,
+// Escape leaves the search where the hit is.
 
 import { appendAnsi, stripAnsi } from "./ansi.js";
 import { getJSON, url } from "./api.js";
@@ -20,6 +30,7 @@ const PAGE = 500; // lines per request when filling a window
 const MATCH_PAGE = 1000; // lines per request of a filtered view
 const KEEP = 20_000; // lines kept around the viewport
 const MAX_FIELDS_TEXT = 300;
+const CONTEXT_ROWS = 3; // rows shown above a line revealed at the top
 
 function fieldsText(fields) {
   const text = Object.entries(fields || {})
@@ -28,12 +39,43 @@ function fieldsText(fields) {
   return text.length > MAX_FIELDS_TEXT ? `${text.slice(0, MAX_FIELDS_TEXT)}…` : text;
 }
 
+/** Wrap every case-insensitive occurrence of `q` in el's text in <mark>. */
+function highlight(el, q) {
+  const needle = q.toLowerCase();
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  while (walker.nextNode()) nodes.push(walker.currentNode);
+  for (const node of nodes) {
+    const text = node.textContent;
+    const lower = text.toLowerCase();
+    let at = lower.indexOf(needle);
+    if (at < 0) continue;
+    const parts = [];
+    let last = 0;
+    while (at >= 0) {
+      if (at > last) parts.push(document.createTextNode(text.slice(last, at)));
+      parts.push(h("mark", {}, text.slice(at, at + needle.length)));
+      last = at + needle.length;
+      at = lower.indexOf(needle, last);
+    }
+    if (last < text.length) parts.push(document.createTextNode(text.slice(last)));
+    node.replaceWith(...parts);
+  }
+}
+
+const FINISHED = new Set(["succeeded", "failed", "cancelled", "abandoned", "skipped"]);
+
 export class LogPanel {
-  /** step: as /api/steps shows it; link(seq): the deep link of a line. */
-  constructor(step, { link, onSelect }) {
+  /** step: as /api/steps shows it; link(seq): the deep link of a line;
+   * landing "failure": open at the step's last error line, expanded (where a
+   * failed step says why); level: start filtered to this minimum level;
+   * live false: a step as it was (History), never followed. */
+  constructor(step, { link, onSelect, landing = null, level = "", live = true }) {
     this.stepId = step.id;
+    this.stepName = step.name;
     this.link = link;
     this.onSelect = onSelect;
+    this.live = live;
     this.total = step.last_seq;
     this.cache = new Map(); // seq -> line (unfiltered)
     this.fetched = new Map(); // window start -> total when fetched (no refetch loops)
@@ -42,11 +84,22 @@ export class LogPanel {
     this.scanned = 0; // filtered: every match with seq <= scanned is in `matches`
     this.generation = 0; // bumps on a filter change; stale answers are dropped
     this.loadingMatches = false;
-    this.follow = step.status === "running";
+    this.running = live && step.status === "running";
+    this.follow = this.running && !landing;
     this.selected = null;
+    this.expanded = new Map(); // seq -> rows below its first (a multi-line message)
+    this.wantExpanded = new Set(); // seqs to expand once their line is loaded
+    this.reveal = null; // {seq, at: "center"|"top", page}: bring a line into view once drawn
+    this.hit = null; // navigating search: {seq, index, count}
+    this.errors = null; // error navigation: {seq, index, count}
     this.autoTop = 0; // where our own last scroll put the view
     this.frame = null;
     this.build(step);
+    if (level) {
+      this.levelEl.value = level;
+      this.filterChanged();
+    }
+    if (landing === "failure") this.toError("prev", Number.MAX_SAFE_INTEGER, true);
   }
 
   build(step) {
@@ -54,20 +107,31 @@ export class LogPanel {
     this.levelEl = h(
       "select",
       { title: "minimum level", "aria-label": "minimum level", onchange: () => this.filterChanged() },
-      ["", "info", "warning", "error", "critical"].map((v) =>
-        h("option", { value: v }, v ? `${v}+` : "all levels"),
-      ),
+      ["", "info", "warning", "error", "critical"].map((v) => h("option", { value: v }, v ? `${v}+` : "all levels")),
     );
     let debounce = null;
     this.searchEl = h("input", {
       type: "search",
-      placeholder: "search…",
-      "aria-label": "search",
+      placeholder: "search…  (/)",
+      "aria-label": "search the step's log",
       oninput: () => {
         clearTimeout(debounce);
-        debounce = setTimeout(() => this.filterChanged(), 250);
+        debounce = setTimeout(() => this.searchChanged(), 250);
+      },
+      onkeydown: (e) => {
+        if (e.key === "Enter") {
+          e.preventDefault();
+          clearTimeout(debounce);
+          if (this.query() !== this.searched) this.searchChanged();
+          else this.toHit(e.shiftKey ? "prev" : "next");
+        } else if (e.key === "Escape") {
+          e.preventDefault();
+          this.leaveSearch();
+        }
       },
     });
+    this.hitEl = h("span", { class: "hits", "data-testid": "hits", "aria-live": "polite" });
+    this.onlyEl = h("input", { type: "checkbox", onchange: () => this.filterChanged() });
     const showTs = localStorage.getItem("steptrail.ts") !== "0";
     this.tsEl = h("input", {
       type: "checkbox",
@@ -77,7 +141,7 @@ export class LogPanel {
         this.el.classList.toggle("hide-ts", !this.tsEl.checked);
       },
     });
-    this.followEl = h("button", { type: "button", class: "follow", onclick: () => this.setFollow(!this.follow) });
+    this.followEl = h("button", { type: "button", class: "follow", "aria-pressed": "false", onclick: () => this.setFollow(!this.follow) });
     this.gotoEl = h("input", { type: "number", min: 1, placeholder: "line", "aria-label": "go to line" });
     const gotoForm = h(
       "form",
@@ -86,36 +150,82 @@ export class LogPanel {
         onsubmit: (e) => {
           e.preventDefault();
           const seq = Number(this.gotoEl.value);
-          if (seq >= 1) this.select(seq, true);
+          if (seq >= 1) this.select(seq, "center");
         },
       },
       this.gotoEl,
       h("button", { type: "submit" }, "go"),
     );
     this.statusEl = h("span", { class: "panel-status" });
-    const toolbar = h(
+    this.errorsEl = h("span", { class: "errors-where", "data-testid": "errors-where" });
+    const button = (label, title, onclick, cls = "") => h("button", { type: "button", title, "aria-label": title, class: cls, onclick }, label);
+    this.errorNav = h(
+      "span",
+      { class: "error-nav", role: "group", "aria-label": "errors" },
+      button("first error", "first error", () => this.toError("next", 0), "first-error"),
+      button("‹", "previous error (Shift+E)", () => this.toError("prev"), "prev-error"),
+      button("›", "next error (E)", () => this.toError("next"), "next-error"),
+      this.errorsEl,
+    );
+    this.fullEl = button("⤢", "full screen", () => this.setFullScreen(!this.el.classList.contains("fullscreen")), "full");
+    const rowOne = h(
       "div",
       { class: "log-toolbar" },
       h("strong", {}, `${step.name}`, step.attempt > 1 ? ` (attempt ${step.attempt})` : ""),
       this.statusEl,
       this.countEl,
       h("span", { class: "spacer" }),
-      this.levelEl,
-      this.searchEl,
-      h("label", { class: "toggle" }, this.tsEl, "timestamps"),
+      this.errorNav,
       this.followEl,
+      this.fullEl,
+      h("a", { href: url(`/api/steps/${this.stepId}/logs/raw`), target: "_blank", rel: "noopener", title: "the whole log as plain text" }, "raw"),
+      h("a", { href: url(`/api/steps/${this.stepId}/logs/download`, { format: "text" }), download: "", title: "download as text" }, "⇩ text"),
+      h("a", { href: url(`/api/steps/${this.stepId}/logs/download`, { format: "ndjson" }), download: "", title: "download as NDJSON" }, "⇩ ndjson"),
+    );
+    const rowTwo = h(
+      "div",
+      { class: "log-toolbar second" },
+      this.searchEl,
+      this.hitEl,
+      button("‹", "previous match (Shift+Enter)", () => this.toHit("prev"), "prev-hit"),
+      button("›", "next match (Enter)", () => this.toHit("next"), "next-hit"),
+      h("label", { class: "toggle" }, this.onlyEl, "only matching"),
+      this.levelEl,
+      h("span", { class: "spacer" }),
       gotoForm,
-      h("a", { href: url(`/api/steps/${this.stepId}/logs/download`, { format: "text" }), download: "" }, "⇩ text"),
-      h("a", { href: url(`/api/steps/${this.stepId}/logs/download`, { format: "ndjson" }), download: "" }, "⇩ ndjson"),
+      h("label", { class: "toggle" }, this.tsEl, "timestamps"),
     );
     this.rowsEl = h("div", { class: "log-rows" });
     this.spacer = h("div", { class: "log-spacer" }, this.rowsEl);
-    this.viewport = h("div", { class: "log-viewport", tabindex: 0, onscroll: () => this.scrolled() }, this.spacer);
+    this.viewport = h(
+      "div",
+      {
+        class: "log-viewport",
+        tabindex: 0,
+        role: "region",
+        "aria-label": `log of ${step.name}: arrow keys move the selected line, Enter expands it, E next error`,
+        onscroll: () => this.scrolled(),
+        onkeydown: (e) => this.key(e),
+      },
+      this.spacer,
+    );
     this.detailEl = h("div", { class: "log-detail", hidden: true });
     this.el = h(
       "section",
-      { class: `log-panel${showTs ? "" : " hide-ts"}`, dataset: { stepId: this.stepId } },
-      toolbar,
+      {
+        class: `log-panel${showTs ? "" : " hide-ts"}`,
+        dataset: { stepId: this.stepId },
+        "aria-label": `log panel: ${step.name}`,
+        onkeydown: (e) => {
+          if (e.key === "Escape" && this.el.classList.contains("fullscreen")) this.setFullScreen(false);
+          else if (e.key === "/" && e.target === this.viewport) {
+            e.preventDefault();
+            this.searchEl.focus();
+          }
+        },
+      },
+      rowOne,
+      rowTwo,
       this.viewport,
       this.detailEl,
     );
@@ -127,6 +237,13 @@ export class LogPanel {
   /** A newer state of the step (from a snapshot or a `step` message). */
   updateStep(step) {
     this.total = Math.max(this.total, step.last_seq);
+    this.running = this.live && step.status === "running";
+    if (this.follow && !this.running) {
+      // ended while followed: its last lines stay in view; nothing more to follow
+      this.follow = false;
+      this.toEnd = true;
+    }
+    this.errorCount = (step.counts?.error ?? 0) + (step.counts?.critical ?? 0);
     this.statusEl.replaceChildren(h("span", { class: `badge st-${step.status}` }, step.status));
     this.schedule();
   }
@@ -138,39 +255,171 @@ export class LogPanel {
     this.schedule();
   }
 
-  /** Show `seq` (a deep link, or the go-to box) in the unfiltered view. */
-  select(seq, scroll) {
-    if (this.matches) this.clearFilter();
+  /** Select `seq` and, with `at` ("center" or "top"), bring it into view,
+   * the page scrolled too. A line is shown in the full log: a filter is left. */
+  select(seq, at) {
+    if (this.matches && at) this.clearFilter();
     this.selected = seq;
-    if (scroll) {
+    if (at) {
       this.setFollow(false);
-      this.scrollTo((seq - 1) * ROW - this.viewport.clientHeight / 2 + ROW / 2);
+      this.reveal = { seq, at, page: true };
     }
     this.onSelect(seq);
     this.schedule();
   }
 
   setFollow(on) {
-    this.follow = on;
+    this.follow = on && this.running;
     this.schedule();
+  }
+
+  setFullScreen(on) {
+    this.el.classList.toggle("fullscreen", on);
+    this.fullEl.setAttribute("aria-pressed", String(on));
+    this.fullEl.title = on ? "leave full screen (Esc)" : "full screen";
+    this.schedule();
+  }
+
+  toggleExpanded(seq) {
+    const line = this.cache.get(seq) ?? this.matches?.find((l) => l.seq === seq);
+    if (this.expanded.has(seq)) this.expanded.delete(seq);
+    else if (line) this.expanded.set(seq, line.message.split("\n").length - 1);
+    this.schedule();
+  }
+
+  key(e) {
+    if (e.target !== this.viewport) return;
+    const pageRows = Math.max(1, Math.floor(this.viewport.clientHeight / ROW) - 1);
+    const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: pageRows, PageUp: -pageRows };
+    let index = null;
+    const current = this.selected === null ? null : this.indexOf(this.selected);
+    if (e.key in moves) index = (current ?? this.rowAt(this.viewport.scrollTop) - 1) + moves[e.key];
+    else if (e.key === "Home") index = 0;
+    else if (e.key === "End") index = this.rowCount() - 1;
+    else if (e.key === "Enter" && this.selected !== null) {
+      e.preventDefault();
+      this.toggleExpanded(this.selected);
+      return;
+    } else if (e.key === "e" || e.key === "E") {
+      e.preventDefault();
+      this.toError(e.shiftKey ? "prev" : "next");
+      return;
+    } else return;
+    e.preventDefault();
+    const count = this.rowCount();
+    if (!count) return;
+    index = Math.max(0, Math.min(count - 1, index));
+    const seq = this.matches ? this.matches[index]?.seq : index + 1;
+    if (seq === undefined) return;
+    this.selected = seq;
+    this.setFollow(false);
+    this.reveal = { seq, at: "nearest", page: false };
+    this.onSelect(seq);
+    this.schedule();
+  }
+
+  // search and errors: answered by the server for the whole step
+
+  query() {
+    return this.searchEl.value.trim();
+  }
+
+  searchChanged() {
+    if (this.onlyEl.checked || this.levelEl.value) {
+      this.filterChanged();
+      return;
+    }
+    this.searched = this.query();
+    this.hit = null;
+    if (this.searched) this.toHit("next", 0);
+    this.schedule();
+  }
+
+  /** Moves run one after the other: a key held down or pressed quickly
+   * moves one match per press, each from where the last one landed. */
+  queue(move) {
+    this.moves = (this.moves || Promise.resolve()).then(move, move);
+    return this.moves;
+  }
+
+  toHit(direction, from = null) {
+    return this.queue(() => this.moveToHit(direction, from));
+  }
+
+  toError(direction, from = null, expand = false) {
+    return this.queue(() => this.moveToError(direction, from, expand));
+  }
+
+  /** The next or previous match of the search from the current one (or
+   * from `from`), selected and in view. */
+  async moveToHit(direction, from) {
+    const q = this.query();
+    if (!q || this.onlyEl.checked) return;
+    const seq = from ?? this.hit?.seq ?? this.selected ?? (direction === "next" ? 0 : Number.MAX_SAFE_INTEGER);
+    let answer = await this.search({ q, seq, direction });
+    if (!answer.seqs.length && answer.count) {
+      // past the last (or before the first) match: wrap around
+      answer = await this.search({ q, seq: direction === "next" ? 0 : Number.MAX_SAFE_INTEGER, direction });
+    }
+    if (q !== this.query()) return;
+    if (answer.seqs.length) {
+      this.hit = { seq: answer.seqs[0], index: answer.index, count: answer.count };
+      this.select(this.hit.seq, "center");
+    } else this.hit = { ...(this.hit || { seq: null, index: null }), count: answer.count, end: direction };
+    this.schedule();
+  }
+
+  /** Searching ends where it got to: the hit stays selected, in its context. */
+  leaveSearch() {
+    this.searchEl.value = "";
+    this.searched = "";
+    this.hit = null;
+    if (this.onlyEl.checked) this.filterChanged();
+    this.viewport.focus({ preventScroll: true });
+    this.schedule();
+  }
+
+  async moveToError(direction, from, expand) {
+    const seq = from ?? this.selected ?? (direction === "next" ? this.rowAt(this.viewport.scrollTop) : Number.MAX_SAFE_INTEGER);
+    const answer = await this.search({ level: "error", seq, direction });
+    if (!answer.seqs.length) {
+      this.errors = { ...(this.errors || { seq: null, index: null }), count: answer.count, end: direction };
+      this.schedule();
+      return;
+    }
+    const found = answer.seqs[0];
+    this.errors = { seq: found, index: answer.index, count: answer.count };
+    if (expand) this.wantExpanded.add(found);
+    this.select(found, expand ? "top" : "center");
+  }
+
+  async search(params) {
+    const seq = Math.min(Math.max(0, params.seq), Number.MAX_SAFE_INTEGER);
+    const answer = await getJSON(`/api/steps/${this.stepId}/search`, { ...params, seq, limit: 1 });
+    this.total = Math.max(this.total, answer.last_seq);
+    return answer;
   }
 
   // filters (answered by the server)
 
   clearFilter() {
     this.levelEl.value = "";
-    this.searchEl.value = "";
+    this.onlyEl.checked = false;
+    if (this.matches) this.searchEl.value = "";
     this.matches = null;
     this.generation += 1;
   }
 
   filterChanged() {
     this.generation += 1;
-    const filtered = this.levelEl.value || this.searchEl.value.trim();
+    const filtered = this.levelEl.value || (this.onlyEl.checked && this.query());
     this.matches = filtered ? [] : null;
+    this.hit = null;
+    this.searched = this.query();
     this.scanned = 0;
     this.loadingMatches = false;
     this.scrollTo(this.follow ? Number.MAX_SAFE_INTEGER : 0);
+    if (!filtered && this.query()) this.toHit("next", 0);
     this.schedule();
   }
 
@@ -183,7 +432,7 @@ export class LogPanel {
         after_seq: this.scanned,
         limit: MATCH_PAGE,
         level: this.levelEl.value,
-        q: this.searchEl.value.trim(),
+        q: this.onlyEl.checked ? this.query() : "",
       });
       if (generation !== this.generation) return;
       this.matches.push(...page.lines);
@@ -216,34 +465,12 @@ export class LogPanel {
 
   evict() {
     if (this.cache.size <= KEEP) return;
-    const centre = Math.floor(this.viewport.scrollTop / ROW) + 1;
-    for (const seq of this.cache.keys()) if (Math.abs(seq - centre) > KEEP / 2) this.cache.delete(seq);
+    const centre = this.rowAt(this.viewport.scrollTop) + 1;
+    for (const seq of this.cache.keys()) if (Math.abs(seq - centre) > KEEP / 2 && seq !== this.selected) this.cache.delete(seq);
     this.fetched.clear();
   }
 
-  // drawing
-
-  schedule() {
-    if (this.frame === null) this.frame = requestAnimationFrame(() => this.render());
-  }
-
-  scrollTo(top) {
-    const max = Math.max(0, this.rowCount() * ROW - this.viewport.clientHeight);
-    const clamped = Math.max(0, Math.min(max, top));
-    this.spacer.style.height = `${this.rowCount() * ROW}px`;
-    if (Math.abs(this.viewport.scrollTop - clamped) >= 1) this.viewport.scrollTop = clamped;
-    this.autoTop = this.viewport.scrollTop;
-  }
-
-  // Following stops only when the view moves up from where we last put it:
-  // lines arriving between our scroll and its event (every few ms on a busy
-  // step) must not switch it off, and a user's scroll up always does.
-  scrolled() {
-    const v = this.viewport;
-    if (v.scrollTop + v.clientHeight >= v.scrollHeight - ROW / 2) this.follow = true;
-    else if (v.scrollTop < this.autoTop - 1) this.follow = false;
-    this.schedule();
-  }
+  // geometry: rows are ROW high, an expanded row taller by its extra lines
 
   rowCount() {
     return this.matches ? this.matches.length : this.total;
@@ -253,32 +480,140 @@ export class LogPanel {
     return this.matches ? this.matches[i] : this.cache.get(i + 1);
   }
 
+  /** The row index of `seq` in the current list (null: not in it). */
+  indexOf(seq) {
+    if (!this.matches) return seq >= 1 && seq <= this.total ? seq - 1 : null;
+    let lo = 0;
+    let hi = this.matches.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.matches[mid].seq;
+      if (s === seq) return mid;
+      if (s < seq) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return null;
+  }
+
+  /** [row index, extra rows] of the expanded rows in the list, in order. */
+  extras() {
+    const out = [];
+    for (const [seq, extra] of this.expanded) {
+      const i = this.indexOf(seq);
+      if (i !== null) out.push([i, extra]);
+    }
+    return out.sort((a, b) => a[0] - b[0]);
+  }
+
+  rowTop(i) {
+    let extra = 0;
+    for (const [j, n] of this.extras()) if (j < i) extra += n;
+    return (i + extra) * ROW;
+  }
+
+  rowHeight(i) {
+    const line = this.lineAt(i);
+    return ((line && this.expanded.get(line.seq)) || 0) * ROW + ROW;
+  }
+
+  /** The row at vertical offset y. */
+  rowAt(y) {
+    let extra = 0;
+    for (const [j, n] of this.extras()) {
+      const start = (j + extra) * ROW;
+      if (y < start) break;
+      if (y < start + (n + 1) * ROW) return j;
+      extra += n;
+    }
+    return Math.max(0, Math.floor(y / ROW) - extra);
+  }
+
+  height() {
+    return (this.rowCount() + this.extras().reduce((sum, [, n]) => sum + n, 0)) * ROW;
+  }
+
+  // drawing
+
+  schedule() {
+    if (this.frame === null) this.frame = requestAnimationFrame(() => this.render());
+  }
+
+  scrollTo(top) {
+    const max = Math.max(0, this.height() - this.viewport.clientHeight);
+    const clamped = Math.max(0, Math.min(max, top));
+    this.spacer.style.height = `${this.height()}px`;
+    if (Math.abs(this.viewport.scrollTop - clamped) >= 1) this.viewport.scrollTop = clamped;
+    this.autoTop = this.viewport.scrollTop;
+  }
+
+  // Following stops only when the view moves up from where we last put it:
+  // lines arriving between our scroll and its event (every few ms on a busy
+  // step) must not switch it off, and a user's scroll up always does.
+  scrolled() {
+    const v = this.viewport;
+    if (v.scrollTop + v.clientHeight >= v.scrollHeight - ROW / 2) this.follow = this.running;
+    else if (v.scrollTop < this.autoTop - 1) this.follow = false;
+    this.schedule();
+  }
+
+  /** Put the line to reveal where it was asked, once its height is known. */
+  revealLine() {
+    const r = this.reveal;
+    const i = this.indexOf(r.seq);
+    if (i === null) return;
+    const line = this.lineAt(i);
+    if (line && this.wantExpanded.delete(line.seq) && line.message.includes("\n")) {
+      this.expanded.set(line.seq, line.message.split("\n").length - 1);
+    }
+    const top = this.rowTop(i);
+    const height = this.rowHeight(i);
+    const v = this.viewport;
+    if (r.at === "center") this.scrollTo(top - v.clientHeight / 2 + height / 2);
+    else if (r.at === "top") this.scrollTo(top - CONTEXT_ROWS * ROW);
+    else if (top < v.scrollTop) this.scrollTo(top);
+    else if (top + height > v.scrollTop + v.clientHeight) this.scrollTo(top + height - v.clientHeight);
+    if (line) {
+      this.reveal = null;
+      this.pageReveal = r.page;
+    }
+  }
+
   render() {
     this.frame = null;
+    this.spacer.style.height = `${this.height()}px`;
+    if (this.reveal) this.revealLine();
+    else if (this.follow || this.toEnd) this.scrollTo(Number.MAX_SAFE_INTEGER);
+    this.toEnd = false;
     const count = this.rowCount();
-    this.spacer.style.height = `${count * ROW}px`;
-    if (this.follow) this.scrollTo(Number.MAX_SAFE_INTEGER);
     const v = this.viewport;
-    const first = Math.max(0, Math.floor(v.scrollTop / ROW) - OVERSCAN);
-    const last = Math.min(count, Math.ceil((v.scrollTop + v.clientHeight) / ROW) + OVERSCAN);
+    const first = Math.max(0, this.rowAt(v.scrollTop) - OVERSCAN);
+    const last = Math.min(count, this.rowAt(v.scrollTop + v.clientHeight) + 1 + OVERSCAN);
     const rows = [];
     let missing = null;
+    const q = this.matches || !this.searched ? "" : this.searched;
     for (let i = first; i < last; i++) {
       const line = this.lineAt(i);
-      if (line) rows.push(this.renderLine(line));
+      if (line) rows.push(this.renderLine(line, q));
       else {
         rows.push(h("div", { class: "ll pending" }, h("span", { class: "ln" }, i + 1), "…"));
         missing ??= i + 1;
       }
     }
-    this.rowsEl.style.transform = `translateY(${first * ROW}px)`;
+    this.rowsEl.style.transform = `translateY(${this.rowTop(first)}px)`;
     this.rowsEl.replaceChildren(...rows);
     if (missing !== null && !this.matches) this.fetchWindow(missing);
     if (this.matches && (this.follow || last >= this.matches.length - OVERSCAN)) this.loadMatches();
+    if (this.pageReveal) {
+      this.pageReveal = false;
+      this.rowsEl.querySelector(".ll.selected")?.scrollIntoView({ block: "nearest" });
+    }
     this.renderCount();
     this.renderDetail();
     this.followEl.textContent = this.follow ? "following ⤓" : "follow ⤓";
     this.followEl.classList.toggle("on", this.follow);
+    this.followEl.disabled = !this.running;
+    this.followEl.setAttribute("aria-pressed", String(this.follow));
+    this.followEl.title = this.running ? "keep the newest line in view" : "the step is not running";
   }
 
   renderCount() {
@@ -289,29 +624,58 @@ export class LogPanel {
       const more = this.scanned < this.total ? "…" : "";
       this.countEl.textContent = `${this.matches.length.toLocaleString("en")}${more} matching of ${total} lines`;
     }
+    const where = (nav, none) => {
+      if (!nav) return "";
+      if (!nav.count) return none;
+      const at = nav.index === null ? "–" : (nav.index + 1).toLocaleString("en");
+      return `${at} of ${nav.count.toLocaleString("en")}`;
+    };
+    this.hitEl.textContent = this.matches || !this.searched ? "" : where(this.hit, "no match");
+    this.errorsEl.textContent = this.errors ? where(this.errors, "no errors") : this.errorCount ? `${this.errorCount.toLocaleString("en")} errors` : "";
+    this.errorNav.classList.toggle("none", !this.errorCount);
   }
 
-  renderLine(line) {
+  renderLine(line, q) {
     const [first, ...rest] = line.message.split("\n");
-    const message = h("span", { class: "msg", title: stripAnsi(line.message).slice(0, 2000) });
-    appendAnsi(message, first.length > 2000 ? `${first.slice(0, 2000)}…` : first);
+    const expanded = this.expanded.has(line.seq);
+    const message = h("span", { class: "msg", title: expanded ? null : stripAnsi(line.message).slice(0, 2000) });
+    if (expanded) appendAnsi(message, line.message);
+    else appendAnsi(message, first.length > 2000 ? `${first.slice(0, 2000)}…` : first);
+    if (q) highlight(message, q);
     const fields = fieldsText(line.fields);
+    const classes = ["ll", `lv-${line.level}`];
+    if (line.seq === this.selected) classes.push("selected");
+    if (expanded) classes.push("expanded");
+    if (q && this.hit?.seq === line.seq) classes.push("hit");
     return h(
       "div",
       {
-        class: `ll lv-${line.level}${line.seq === this.selected ? " selected" : ""}`,
+        class: classes.join(" "),
         dataset: { seq: line.seq },
+        style: expanded ? { height: `${(rest.length + 1) * ROW}px` } : null,
         onclick: (e) => {
           e.preventDefault(); // the line number is a link to copy; here it selects
-          this.select(line.seq, false);
+          this.select(line.seq, this.matches ? "center" : null);
         },
       },
-      h("a", { class: "ln", href: this.link(line.seq) }, line.seq),
+      h("a", { class: "ln", href: this.link(line.seq), tabindex: -1 }, line.seq),
       h("span", { class: "ts", title: line.timestamp }, clock(line.timestamp)),
       h("span", { class: "lv" }, line.level),
-      h("span", { class: "lg" }, line.logger),
+      h("span", { class: "lg" }, line.logger ?? ""),
       message,
-      rest.length ? h("span", { class: "more" }, `⏎ +${rest.length} lines`) : null,
+      rest.length
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "more",
+              tabindex: -1,
+              "aria-expanded": String(expanded),
+              onclick: () => this.toggleExpanded(line.seq), // and the row's click selects it
+            },
+            expanded ? "fold ▲" : `⏎ +${rest.length} lines`,
+          )
+        : null,
       fields ? h("span", { class: "fd" }, fields) : null,
     );
   }
@@ -327,10 +691,10 @@ export class LogPanel {
         "div",
         { class: "detail-head" },
         h("a", { href: this.link(line.seq) }, `line ${line.seq}`),
-        ` · ${line.timestamp} · `,
+        ` · ${line.timestamp ?? ""} · `,
         h("span", { class: `lv lv-${line.level}` }, line.level),
-        ` · ${line.logger}`,
-        h("button", { type: "button", class: "close", onclick: () => this.deselect() }, "×"),
+        line.logger ? ` · ${line.logger}` : "",
+        h("button", { type: "button", class: "close", "aria-label": "close the line's details", onclick: () => this.deselect() }, "×"),
       ),
       appendAnsi(h("pre", { class: "detail-msg" }), line.message),
       fields.length
