@@ -186,6 +186,10 @@ COMPONENTS: dict[str, Schema] = {
                                     "default": {},
                                     "help": STRING,
                                     "secret": BOOLEAN,
+                                    "min": maybe(NUMBER),
+                                    "max": maybe(NUMBER),
+                                    "choices": maybe(array({})),
+                                    "pattern": maybe(STRING),
                                 }
                             )
                         ),

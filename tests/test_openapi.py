@@ -155,6 +155,12 @@ def _job_answers(world: World) -> list[tuple[str, str, httpx.Response]]:
             "/api/steps/{step_job_id}/logs",
             c.get(f"/api/steps/{step['id']}/logs", params={"level": "warning", "limit": 50}),
         ),
+        (
+            "GET",
+            "/api/steps/{step_job_id}/search",
+            c.get(f"/api/steps/{step['id']}/search", params={"q": "line", "limit": 3}),
+        ),
+        ("GET", "/api/jobs", c.get("/api/jobs", params={"q": f"#{job['number']}"})),
         ("GET", "/api/logs", c.get("/api/logs", params={"job_id": job["id"], "limit": 10})),
         ("GET", "/api/logs", c.get("/api/logs", params={"cursor": logs["next_cursor"]})),
         ("GET", "/api/jobs/{job_id}/events", c.get(f"/api/jobs/{job['id']}/events")),
