@@ -22,6 +22,7 @@ from steptrail.api.jsonresponse import json_response
 from steptrail.api.limits import BodyLimit, StreamCap
 from steptrail.api.openapi import OPENAPI
 from steptrail.api.policy import Policy
+from steptrail.api.retention_routes import RETENTION_ROUTES
 from steptrail.api.routes import ROUTES
 from steptrail.api.runtime import Runtime
 from steptrail.api.stream import stream
@@ -76,6 +77,7 @@ def create_app(
             Route("/", index),
             Route("/openapi.json", openapi),
             *ROUTES,
+            *RETENTION_ROUTES,
             Route("/api/stream", stream),
             Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),
         ],
