@@ -301,6 +301,8 @@ def verify(store: JobStore, live: Database, scratch: Path) -> Verification:
 
     Everything happens inside one read snapshot of the live model, so a live
     model that moves on meanwhile is compared as it was at ``position``."""
+    with live.write() as cur:  # tables newer than the model (as a starting server adds them)
+        create_tables(cur, live.dialect)
     with live.read() as live_cur:
         position = Queries._position(live_cur)
         rebuilt = rebuild_into(store, scratch, until=position)
