@@ -67,7 +67,11 @@ def reclaim_sqlite(path: Path, may_block_writers: bool) -> Reclaimed:
             converted = True
         while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
             conn.execute(f"PRAGMA incremental_vacuum({CHUNK_PAGES})").fetchall()
-        # The cut-off pages leave the file once the WAL is copied back into it.
+            # Copy the moved pages back at once: left in the WAL, they would
+            # make the next writer's commit pay for that checkpoint.
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        # The cut-off pages have left the file; a short, blocking checkpoint
+        # empties the WAL file too.
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         conn.close()
