@@ -22,6 +22,7 @@ from steptrail.api.headers import SecurityHeaders
 from steptrail.api.limits import STREAM_PATH, BodyLimit, StreamCap
 from steptrail.api.openapi import openapi
 from steptrail.api.policy import Policy
+from steptrail.api.retention_routes import RETENTION_ROUTES
 from steptrail.api.routes import ROUTES
 from steptrail.api.runtime import Runtime
 from steptrail.api.schemas import STRING, Answer
@@ -80,6 +81,7 @@ def create_app(
             ApiRoute("GET", "/", index),
             ApiRoute("GET", "/openapi.json", openapi),
             *ROUTES,
+            *RETENTION_ROUTES,
             *SEARCH_ROUTES,
             ApiRoute("GET", STREAM_PATH, stream),
             Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),

@@ -18,8 +18,10 @@ import uvicorn
 
 from steptrail.api.cli_history import register as register_history_commands
 from steptrail.api.cli_options import add_store_args
+from steptrail.api.cli_retention import register as register_retention_commands
 from steptrail.api.httpserver import server_config
 from steptrail.api.policy import ANY_HOST, Policy
+from steptrail.api.retention import parse_duration
 from steptrail.api.runtime import DataDirInUse, Runtime, Settings
 from steptrail.domain.store import parse_store
 from steptrail.domain.terminal import COLOR_CHOICES
@@ -55,6 +57,7 @@ def _runtime(args: argparse.Namespace, workers: bool) -> Runtime | None:
         lease_seconds=args.lease,
         cancel_grace=args.cancel_grace,
         console_color=args.color,
+        retention=getattr(args, "retention", None),
     )
     try:
         return Runtime(settings)
@@ -68,6 +71,13 @@ def say(text: str) -> None:
     serve | head``) or stalled goes on serving: stdout is never in charge."""
     with contextlib.suppress(OSError, ValueError):
         print(text, flush=True)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -264,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_protection_args(serve)
     serve.add_argument("--demo", action="store_true", help="submit the demo job at start")
     serve.add_argument("--no-workers", action="store_true", help="API and page only")
+    serve.add_argument(
+        "--retention",
+        type=_duration,
+        default=os.environ.get("STEPTRAIL_RETENTION"),
+        metavar="DURATION",
+        help="delete jobs that ended longer ago than this (30d, 12h, 90m), at start and hourly",
+    )
     serve.set_defaults(fn=cmd_serve)
 
     worker = sub.add_parser("worker", help="run jobs only (needs a PostgreSQL --store)")
@@ -278,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.set_defaults(fn=cmd_submit)
 
     register_history_commands(sub, DEFAULT_URL)
+    register_retention_commands(sub)
     return parser
 
 

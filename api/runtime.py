@@ -11,6 +11,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import IO, TextIO
 
+from steptrail.api.retention import Remover, RetentionLoop
 from steptrail.domain.builtin_jobs import load_registry
 from steptrail.domain.commands import JobCommands
 from steptrail.domain.console import ConsoleEcho
@@ -36,6 +37,8 @@ from steptrail.projections.runner import ProjectionRunner
 
 log = logging.getLogger("steptrail")
 
+APPLY_WAIT_SECONDS = 10.0  # how long a deletion waits for the read model to apply it
+
 
 class DataDirInUse(RuntimeError):
     pass
@@ -51,6 +54,7 @@ class Settings:
     cancel_grace: float = 5.0  # seconds a step asked to stop has before its worker is stopped
     console: TextIO | None = field(default_factory=lambda: sys.stdout)
     console_color: str = "auto"  # auto | always | never: see domain/terminal.py use_colour
+    retention: float | None = None  # seconds: ended jobs older than this are deleted
     capture_level: int = logging.DEBUG
 
     @cached_property
@@ -103,6 +107,10 @@ class Runtime:
             echo = ConsoleEcho(settings.console, partial(for_terminal, colour=colour))
             feed = ConsoleFeed(echo, self.queries.get_step)
             self.runner.on_applied(feed.applied)
+        self.remover = Remover(self.store, self.db, self.secrets, self._applied)
+        self.retention = (
+            RetentionLoop(self.remover, settings.retention) if settings.retention else None
+        )
         self.orchestrator: Orchestrator | None = None
         if settings.workers:
             self.orchestrator = Orchestrator(
@@ -128,6 +136,11 @@ class Runtime:
             raise DataDirInUse(f"another steptrail process is using {data_dir}") from None
         return lock
 
+    def _applied(self, position: int) -> None:
+        """A deletion was stored at ``position``: wake the projection, wait for it."""
+        self.runner.wake()
+        self.notifier.wait(position - 1, APPLY_WAIT_SECONDS)
+
     def start(self) -> None:
         install_log_bridge(self.settings.capture_level)
         self.runner.catch_up()
@@ -141,8 +154,12 @@ class Runtime:
                 if reaped:
                     log.warning("marked %d step(s) of a previous run as abandoned", reaped)
             self.orchestrator.start()
+        if self.retention is not None:
+            self.retention.start()
 
     def stop(self) -> None:
+        if self.retention is not None:
+            self.retention.stop()
         if self.orchestrator is not None:
             self.orchestrator.stop()
         if self.listener is not None:

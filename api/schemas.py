@@ -210,6 +210,27 @@ COMPONENTS: dict[str, Schema] = {
             "position": POSITION,
         }
     ),
+    "Deleted": obj({"deleted": ref("Deletion"), "position": POSITION}),
+    "Deletion": obj(
+        {
+            "id": ID,
+            "number": INTEGER,
+            "definition": STRING,
+            "status": {"type": "string", "enum": ["deleted"]},
+            "status_when_deleted": {"type": "string", "enum": list(JOB_STATUSES)},
+            "created_at": TIME,
+            "deleted_at": TIME,
+            "deleted_by": STRING,
+            "position": POSITION,
+        }
+    ),
+    "DeletionPage": obj(
+        {
+            "deletions": array(ref("Deletion")),
+            "next_before": maybe(INTEGER),
+            "position": POSITION,
+        }
+    ),
     "StepSearch": obj(
         {
             "count": INTEGER,

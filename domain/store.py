@@ -18,6 +18,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Compressor, Recording
 
 from steptrail.domain.aggregates import StepJob
+from steptrail.domain.reclaim import create_incremental
 
 
 class StateCompressor(Compressor):
@@ -148,6 +149,8 @@ class JobStore(Application):
             env |= WORKER_STORE_ENV
         elif location.is_postgres:
             create_postgres_schema(location)
+        else:
+            create_incremental(location.events_path)  # deleted jobs give their space back
         super().__init__(env=env)
 
     def on_saved(self, listener: Callable[[int], None]) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steptrail.projections.database import Database, Row
+from steptrail.projections.deletion import deletion_json
 from steptrail.projections.marks import mark_at
 from steptrail.projections.queries import (
     SELECT_LINES,
@@ -138,10 +139,14 @@ def read_changes(
         # keeps the answer a function of its arguments, so readers can share it.
         jobs, through = _state_rows(cur, "jobs", states_after, target, filters.job_id)
         steps, through = _state_rows(cur, "steps", states_after, through, filters.job_id)
+        deleted, through = _state_rows(cur, "deletions", states_after, through, filters.job_id)
         lines, through = _line_rows(cur, filters, after, through)
         jobs = [r for r in jobs if r["position"] <= through]
         running = running_steps(cur, [r["job_id"] for r in jobs])
     states = [(r["position"], "job", job_json(r, running.get(r["job_id"], []))) for r in jobs]
     states += [(r["position"], "step", step_json(r)) for r in steps if r["position"] <= through]
+    states += [
+        (r["position"], "job", deletion_json(r)) for r in deleted if r["position"] <= through
+    ]
     states.sort(key=lambda s: s[0])
     return Changes(through, states, [line_json(r) for r in lines])

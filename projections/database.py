@@ -127,7 +127,11 @@ class SQLiteDatabase:
     cursor_class: type[_SQLiteCursor] = _SQLiteCursor
     # A crash may lose the last commits of the read model, never of the
     # event store; the tracking row goes back with them, so replay fills in.
-    pragmas: tuple[str, ...] = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+    pragmas: tuple[str, ...] = (
+        "PRAGMA auto_vacuum=INCREMENTAL",  # takes effect in a new file: deletions give space back
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+    )
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -17,6 +17,7 @@ from eventsourcing.persistence import Notification
 
 from steptrail.domain.aggregates import Manager, StepJob, line_dict, stored_topics
 from steptrail.domain.commands import NotFound, get_manager, parse_id
+from steptrail.domain.deletion import deletion_exists, deletion_id_for
 from steptrail.domain.store import JobStore
 
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
@@ -120,8 +121,13 @@ def select_job_events(
     end = store.recorder.max_notification_id() or 0
     if stop is not None:
         end = min(end, stop)
-    manager = get_manager(store, job_id)
-    ids = [manager.id, *(UUID(s) for s in manager.step_job_ids)]
+    try:
+        manager = get_manager(store, job_id)
+        ids = [manager.id, *(UUID(s) for s in manager.step_job_ids)]
+    except NotFound:
+        if not deletion_exists(store, job_id):
+            raise
+        ids = [deletion_id_for(job_id)]  # what stays of a deleted job
     select = _select_postgres if store.location.is_postgres else _select_sqlite
     skip_topics = [topic for cls in skip for topic in stored_topics(cls)]
     notifications = select(store, ids, after, end, limit, skip_topics)

@@ -13,6 +13,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from steptrail.domain.deletion import deletion_exists
 from steptrail.domain.store import JobStore
 from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
 from steptrail.projections.readmodel import ReadModel
@@ -114,7 +115,12 @@ def mismatch(db: Database, store: JobStore) -> str | None:
                 (TRACKING_NAME, first, tracked),
             )
         return None
-    if (first, tracked) != (identity["first_event"], identity["tracked_event"]):
+    # The first event is a job's own first one: when that job was deleted
+    # since, the store's first event is a later one.
+    first_deleted = deletion_exists(store, identity["first_event"].split(":")[0])
+    if tracked != identity["tracked_event"] or (
+        first != identity["first_event"] and not first_deleted
+    ):
         return "was built from another event store (its events differ from this store's)"
     return None
 

@@ -19,8 +19,10 @@ from typing import Any
 import orjson
 
 from steptrail.domain.aggregates import PENDING, SKIPPED, Manager, StepJob
+from steptrail.domain.deletion import JobDeletion
 from steptrail.projections import storable
 from steptrail.projections.database import Cursor, is_database_failure
+from steptrail.projections.deletion import NEXT_JOB_NUMBER, job_deleted
 from steptrail.projections.schema import LEVEL_COLUMNS, MARK_COLUMNS, TRACKING_NAME
 
 Positioned = tuple[int, Any]  # (store position, domain event)
@@ -87,10 +89,11 @@ class _Batch:
     def manager_submitted(self, p: int, e: Any) -> None:
         ts = _ts(e)
         self.cur.execute(
-            "INSERT INTO jobs (job_id, definition, params, status, step_names, step_status,"
-            " step_job_ids, created_at, updated_at, position)"
-            " VALUES (?, ?, ?, 'queued', ?, ?, '[]', ?, ?, ?)",
+            "INSERT INTO jobs (job_no, job_id, definition, params, status, step_names,"
+            " step_status, step_job_ids, created_at, updated_at, position)"
+            f" VALUES ({NEXT_JOB_NUMBER}, ?, ?, ?, 'queued', ?, ?, '[]', ?, ?, ?)",
             (
+                p,
                 str(e.originator_id),
                 e.definition,
                 _json(e.params),
@@ -248,6 +251,7 @@ HANDLERS: dict[type, Callable[[_Batch, int, Any], None]] = {
     StepJob.StepLogged: _Batch.step_logged,
     StepJob.StepProgress: _Batch.step_progress,
     StepJob.StepCompleted: _Batch.step_completed,
+    JobDeletion.JobDeleted: job_deleted,
 }
 
 

@@ -22,10 +22,11 @@ from typing import Any
 
 from steptrail.domain.store import JobStore
 from steptrail.projections.database import BulkSQLiteCursor, Cursor, Database, SQLiteDatabase
+from steptrail.projections.deletion import prefill as prefill_deletions
 from steptrail.projections.queries import Queries
 from steptrail.projections.readmodel import ReadModel
 from steptrail.projections.runner import read_events
-from steptrail.projections.schema import create_tables
+from steptrail.projections.schema import LINE_COLUMNS, create_tables
 
 # Notifications per transaction. A StepLogged event carries up to ~1000 lines,
 # so a batch holds at most ~100k lines in memory.
@@ -45,6 +46,7 @@ def catch_up(
     """Apply stored events to ``readmodel`` up to ``until`` (default: all);
     return the position reached."""
     position = readmodel.position()
+    prefill_deletions(store, readmodel.db, position, until)  # numbers as the live model gave them
     while until is None or position < until:
         events = read_events(store, position, batch, until)
         if not events:
@@ -144,11 +146,15 @@ def _ranges(seqs: list[int]) -> str:
 
 
 def _lines(cur: Cursor, step_job_id: str) -> Iterator[dict[str, Any]]:
-    """A step's line rows in seq order, a page at a time."""
+    """A step's line rows in seq order, a page at a time. ``line_id`` is left
+    out: it only orders lines as they were stored (by position, then seq, in
+    both models), and a rebuild after a deletion numbers them without the gaps
+    the deleted lines left."""
     after = -(2**62)
     while True:
         cur.execute(
-            "SELECT * FROM lines WHERE step_job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT {', '.join(LINE_COLUMNS)} FROM lines WHERE step_job_id = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
             (step_job_id, after, LINES_PAGE),
         )
         rows = cur.fetchall()
@@ -239,6 +245,11 @@ def compare_cursors(live: Cursor, rebuilt: Cursor) -> list[str]:
     unapplied = _unapplied(live), _unapplied(rebuilt)
     event_types = {k: r["event_type"] for rows in unapplied for k, r in rows.items()}
     out += _compare_rows("unapplied event at position", *unapplied, event_types)
+    deletions = _rows_by(live, "deletions", "job_id"), _rows_by(rebuilt, "deletions", "job_id")
+    numbers = {
+        k: f"#{r['number']} {r['definition']}" for rows in deletions for k, r in rows.items()
+    }
+    out += _compare_rows("deletion of job", *deletions, numbers)
     return out
 
 
@@ -290,6 +301,8 @@ def verify(store: JobStore, live: Database, scratch: Path) -> Verification:
 
     Everything happens inside one read snapshot of the live model, so a live
     model that moves on meanwhile is compared as it was at ``position``."""
+    with live.write() as cur:  # tables newer than the model (as a starting server adds them)
+        create_tables(cur, live.dialect)
     with live.read() as live_cur:
         position = Queries._position(live_cur)
         rebuilt = rebuild_into(store, scratch, until=position)

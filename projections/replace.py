@@ -26,7 +26,16 @@ from steptrail.projections.readmodel import ReadModel
 from steptrail.projections.rebuild import catch_up, rebuild_into
 from steptrail.projections.schema import TRACKING_NAME, create_tables
 
-TABLES = ("tracking", "jobs", "steps", "lines", "line_marks", "store_identity", "unapplied_events")
+TABLES = (
+    "tracking",
+    "jobs",
+    "steps",
+    "lines",
+    "line_marks",
+    "store_identity",
+    "unapplied_events",
+    "deletions",
+)
 COPY_PAGE = 20_000
 LOCK_TIMEOUT = 60.0  # seconds to wait for the live runner's current batch
 

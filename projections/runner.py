@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from steptrail.domain.store import JobStore
+from steptrail.projections.deletion import prefill as prefill_deletions
 from steptrail.projections.notifier import PositionNotifier
 from steptrail.projections.postgres_live import ProjectorLock
 from steptrail.projections.projector import Positioned, Undecodable
@@ -110,6 +111,8 @@ class ProjectionRunner:
     def process_batch(self) -> int:
         """Apply the next batch of events; return how many were applied."""
         position = self.readmodel.position()
+        if position == 0:  # an empty model: job numbers as the live model gave them
+            prefill_deletions(self.store, self.readmodel.db, 0, None)
         events = read_events(self.store, position, BATCH_NOTIFICATIONS)
         if not events:
             self.notifier.publish(position)

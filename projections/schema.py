@@ -118,6 +118,19 @@ def statements(dialect: str) -> list[str]:
             originator_version {int_} NOT NULL,
             event_type TEXT NOT NULL,
             error TEXT NOT NULL)""",
+        # What stays of a deleted job (projections/deletion.py).
+        f"""CREATE TABLE IF NOT EXISTS deletions (
+            job_id TEXT PRIMARY KEY,
+            number {int_} NOT NULL,
+            definition TEXT NOT NULL,
+            status TEXT NOT NULL,
+            submitted_at {real},
+            submitted_position {int_} NOT NULL,
+            deleted_at {real} NOT NULL,
+            deleted_by TEXT NOT NULL,
+            position {int_} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS deletions_by_submission ON deletions (submitted_position)",
+        "CREATE INDEX IF NOT EXISTS deletions_by_position ON deletions (position)",
     ]
 
 
@@ -133,6 +146,7 @@ def create_tables(cur: Cursor, dialect: str) -> None:
 
 def drop_tables(cur: Cursor) -> None:
     for table in (
+        "deletions",
         "unapplied_events",
         "store_identity",
         "line_marks",

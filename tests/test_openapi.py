@@ -31,6 +31,7 @@ class World:
     job: dict[str, Any]
     failed: dict[str, Any]
     long: dict[str, Any]
+    spare: dict[str, Any]  # ended, for deleting
 
     @property
     def client(self) -> httpx.Client:
@@ -45,7 +46,8 @@ def _world(live: LiveServer) -> World:
     job = live.wait_job(live.submit("burst", lines=300)["id"])
     failed = live.wait_job(live.submit("failing")["id"], ("failed",))
     long = live.submit("silent", seconds=60)
-    return World(live, live.client.get("/openapi.json").json(), job, failed, long)
+    spare = live.wait_job(live.submit("burst", lines=3)["id"])
+    return World(live, live.client.get("/openapi.json").json(), job, failed, long, spare)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +163,8 @@ def _job_answers(world: World) -> list[tuple[str, str, httpx.Response]]:
             c.get(f"/api/steps/{step['id']}/search", params={"q": "line", "limit": 3}),
         ),
         ("GET", "/api/jobs", c.get("/api/jobs", params={"q": f"#{job['number']}"})),
+        ("DELETE", "/api/jobs/{job_id}", c.delete(f"/api/jobs/{world.spare['id']}")),
+        ("GET", "/api/deletions", c.get("/api/deletions")),
         ("GET", "/api/logs", c.get("/api/logs", params={"job_id": job["id"], "limit": 10})),
         ("GET", "/api/logs", c.get("/api/logs", params={"cursor": logs["next_cursor"]})),
         ("GET", "/api/jobs/{job_id}/events", c.get(f"/api/jobs/{job['id']}/events")),

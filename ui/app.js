@@ -32,6 +32,12 @@ function isNewer(current, next) {
 }
 
 function putJob(job) {
+  if (job.status === "deleted") {
+    // A deleted job leaves the list (see README, "Deleting jobs and retention").
+    store.jobs.delete(job.id);
+    store.stepsByJob.delete(job.id);
+    return;
+  }
   const { steps, ...row } = job;
   if (isNewer(store.jobs.get(row.id), row)) store.jobs.set(row.id, row);
   for (const step of steps || []) if (step.id) putStep(step);

@@ -1,0 +1,276 @@
+"""Deleting an ended job from the event store, leaving a tombstone.
+
+A deletion is ONE event-store transaction: it appends a ``JobDeleted`` event
+(on a ``JobDeletion`` aggregate of its own, whose id derives from the job's)
+and removes every event and snapshot of the job and its step jobs. So there is
+never a store without the job's events and without its tombstone, or the
+reverse: a crash leaves either the whole job or its tombstone. The read model
+follows by projecting the tombstone (projections/deletion.py): it deletes the
+job's rows and keeps a small record of the deletion; a rebuild never sees the
+job's events and gets that record from the tombstone.
+
+The tombstone is appended BEFORE the job's events are removed, in the same
+transaction. On SQLite a position is the events table's rowid, and SQLite
+numbers a new row after the largest one present: removing the newest rows
+first would hand a later event a position the projection has already passed.
+
+Whether the job has ended is decided inside the transaction, from its events
+(the read model may lag behind a retry): a queued or running job is refused.
+
+The SQL is per dialect, one class each (:class:`_SQLiteEvents`,
+:class:`_PostgresEvents`), on eventsourcing's own tables.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import StoredEvent
+
+from steptrail.domain.aggregates import JOB_FINAL, Manager
+from steptrail.domain.commands import Conflict, NotFound, parse_id
+from steptrail.domain.store import JobStore
+
+LOCK_TIMEOUT_SECONDS = 30
+
+
+def deletion_id_for(job_id: UUID | str) -> UUID:
+    """The tombstone's aggregate id: one per job, so a job is deleted once."""
+    return uuid5(UUID(str(job_id)), "deleted")
+
+
+class JobDeletion(Aggregate):
+    """What stays of a deleted job: which job it was and who deleted it when
+    (the event's timestamp)."""
+
+    @staticmethod
+    def create_id(job_id: str, **_: Any) -> UUID:
+        return deletion_id_for(job_id)
+
+    @event("JobDeleted")
+    def __init__(
+        self,
+        job_id: str,
+        number: int,
+        definition: str,
+        status: str,
+        submitted_at: float,
+        submitted_position: int,
+        step_job_ids: list[str],
+        deleted_by: str,
+    ) -> None:
+        self.job_id = job_id
+        self.number = number
+        self.definition = definition
+        self.status = status
+        self.submitted_at = submitted_at
+        self.submitted_position = submitted_position
+        self.step_job_ids = step_job_ids
+        self.deleted_by = deleted_by
+
+
+@dataclass(frozen=True)
+class Deleted:
+    job_id: str
+    position: int  # the tombstone's store position
+
+
+class _Events(Protocol):
+    """One open event-store transaction."""
+
+    def manager_rows(self, job_id: UUID) -> list[tuple[int, StoredEvent]]:
+        """The job's events as (position, stored event), in version order."""
+
+    def append(self, stored: StoredEvent) -> int:
+        """Store one event; return its position."""
+
+    def remove(self, ids: Sequence[UUID]) -> None:
+        """Remove every event and snapshot of these aggregates."""
+
+
+class _SQLiteEvents:
+    def __init__(self, conn: sqlite3.Connection, events: str, snapshots: str | None) -> None:
+        self.conn = conn
+        self.events = events
+        self.snapshots = snapshots
+
+    def manager_rows(self, job_id: UUID) -> list[tuple[int, StoredEvent]]:
+        rows = self.conn.execute(
+            f"SELECT rowid, originator_version, topic, state FROM {self.events}"
+            " WHERE originator_id = ? ORDER BY originator_version",
+            (job_id.hex,),
+        ).fetchall()
+        return [(r[0], StoredEvent(job_id, r[1], r[2], r[3])) for r in rows]
+
+    def append(self, stored: StoredEvent) -> int:
+        cur = self.conn.execute(
+            f"INSERT INTO {self.events} VALUES (?, ?, ?, ?)",
+            (
+                UUID(str(stored.originator_id)).hex,
+                stored.originator_version,
+                stored.topic,
+                stored.state,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def remove(self, ids: Sequence[UUID]) -> None:
+        marks = ", ".join("?" * len(ids))
+        for table in (self.events, self.snapshots):
+            if table:
+                self.conn.execute(
+                    f"DELETE FROM {table} WHERE originator_id IN ({marks})", [i.hex for i in ids]
+                )
+
+
+@contextmanager
+def _sqlite_transaction(store: JobStore) -> Iterator[_SQLiteEvents]:
+    """A connection of its own, so the write lock is taken at BEGIN (IMMEDIATE)
+    and held only for this one job."""
+    recorder: Any = store.recorder
+    conn = sqlite3.connect(
+        store.location.events_path, isolation_level=None, timeout=LOCK_TIMEOUT_SECONDS
+    )
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SQLiteEvents(conn, recorder.events_table_name, _snapshots_table(store))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+class _PostgresEvents:
+    def __init__(self, cur: Any, recorder: Any, snapshots: str | None) -> None:
+        from psycopg.sql import SQL, Identifier
+
+        self.cur = cur
+        self.sql, self.ident = SQL, Identifier
+        self.schema = recorder.datastore.schema
+        self.events = recorder.events_table_name
+        self.snapshots = snapshots
+
+    def _table(self, name: str) -> Any:
+        return self.sql("{}.{}").format(self.ident(self.schema), self.ident(name))
+
+    def lock(self, channel: str) -> None:
+        """The lock eventsourcing's own inserts take, so commit order is
+        position order; and the wake-up its inserts send."""
+        self.cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+        self.cur.execute(
+            self.sql("LOCK TABLE {} IN EXCLUSIVE MODE").format(self._table(self.events))
+        )
+        self.cur.execute(self.sql("NOTIFY {}").format(self.ident(channel)))
+
+    def manager_rows(self, job_id: UUID) -> list[tuple[int, StoredEvent]]:
+        self.cur.execute(
+            self.sql(
+                "SELECT notification_id, originator_version, topic, state FROM {}"
+                " WHERE originator_id = %s ORDER BY originator_version"
+            ).format(self._table(self.events)),
+            (job_id,),
+        )
+        return [(r[0], StoredEvent(job_id, r[1], r[2], bytes(r[3]))) for r in self.cur.fetchall()]
+
+    def append(self, stored: StoredEvent) -> int:
+        self.cur.execute(
+            self.sql(
+                "INSERT INTO {} (originator_id, originator_version, topic, state)"
+                " VALUES (%s, %s, %s, %s) RETURNING notification_id"
+            ).format(self._table(self.events)),
+            (stored.originator_id, stored.originator_version, stored.topic, stored.state),
+        )
+        return int(self.cur.fetchone()[0])
+
+    def remove(self, ids: Sequence[UUID]) -> None:
+        for table in (self.events, self.snapshots):
+            if table:
+                self.cur.execute(
+                    self.sql("DELETE FROM {} WHERE originator_id = ANY(%s)").format(
+                        self._table(table)
+                    ),
+                    (list(ids),),
+                )
+
+
+@contextmanager
+def _postgres_transaction(store: JobStore) -> Iterator[_PostgresEvents]:
+    import psycopg
+
+    recorder: Any = store.recorder
+    with (
+        psycopg.connect(store.location.postgres_conninfo()) as conn,
+        conn.transaction(),
+        conn.cursor() as cur,
+    ):
+        events = _PostgresEvents(cur, recorder, _snapshots_table(store))
+        events.lock(recorder.channel_name)
+        yield events
+
+
+def _snapshots_table(store: JobStore) -> str | None:
+    snapshots: Any = store.snapshots
+    return snapshots.recorder.events_table_name if snapshots is not None else None
+
+
+def _transaction(store: JobStore) -> Any:
+    return (
+        _postgres_transaction(store) if store.location.is_postgres else _sqlite_transaction(store)
+    )
+
+
+def _manager(store: JobStore, rows: list[tuple[int, StoredEvent]]) -> Manager | None:
+    aggregate: Any = None
+    for _, stored in rows:
+        aggregate = store.mapper.to_domain_event(stored).mutate(aggregate)
+    return aggregate if isinstance(aggregate, Manager) else None
+
+
+def delete_job(
+    store: JobStore, job_id: str, number: int, submitted_at: float, deleted_by: str
+) -> Deleted:
+    """Remove an ended job's events and append its tombstone, in one
+    transaction. ``number`` and ``submitted_at`` come from the read model (the
+    job's number is the read model's); ``deleted_by`` says by what (``api``,
+    ``cli``, ``retention``). Raises NotFound, or Conflict for a job that has
+    not ended."""
+    uid = parse_id(job_id, "job")
+    with _transaction(store) as events:
+        rows = events.manager_rows(uid)
+        manager = _manager(store, rows)
+        if manager is None:
+            raise NotFound(f"no job with id {job_id!r}")
+        if manager.status not in JOB_FINAL:
+            raise Conflict(f"job {job_id} is {manager.status}: only an ended job can be deleted")
+        tombstone = JobDeletion(
+            job_id=str(uid),
+            number=number,
+            definition=manager.definition,
+            status=manager.status,
+            submitted_at=submitted_at,
+            submitted_position=rows[0][0],
+            step_job_ids=list(manager.step_job_ids),
+            deleted_by=deleted_by,
+        )
+        stored = store.mapper.to_stored_event(tombstone.collect_events()[0])
+        position = events.append(stored)  # first: see the module docstring
+        events.remove([uid, *(UUID(s) for s in manager.step_job_ids)])
+    return Deleted(str(uid), position)
+
+
+def deletion_exists(store: JobStore, job_id: str) -> bool:
+    """Whether the job was deleted (its tombstone is stored)."""
+    try:
+        uid = parse_id(job_id, "job")
+    except NotFound:
+        return False
+    return bool(store.recorder.select_events(deletion_id_for(uid), limit=1))
