@@ -142,6 +142,21 @@ _UNAPPLIED = obj(
     }
 )
 
+_DELETION = obj(
+    {
+        "id": ID,
+        "number": INTEGER,
+        "definition": STRING,
+        "status": {"type": "string", "enum": ["deleted"]},
+        "status_when_deleted": {"type": "string", "enum": list(JOB_STATUSES)},
+        "created_at": TIME,
+        "deleted_at": TIME,
+        "deleted_by": STRING,
+        "position": POSITION,
+    }
+)
+
+
 COMPONENTS: dict[str, Schema] = {
     "Error": obj(
         {
@@ -210,23 +225,10 @@ COMPONENTS: dict[str, Schema] = {
             "position": POSITION,
         }
     ),
-    "Deleted": obj({"deleted": ref("Deletion"), "position": POSITION}),
-    "Deletion": obj(
-        {
-            "id": ID,
-            "number": INTEGER,
-            "definition": STRING,
-            "status": {"type": "string", "enum": ["deleted"]},
-            "status_when_deleted": {"type": "string", "enum": list(JOB_STATUSES)},
-            "created_at": TIME,
-            "deleted_at": TIME,
-            "deleted_by": STRING,
-            "position": POSITION,
-        }
-    ),
+    "Deleted": obj({"deleted": _DELETION, "position": POSITION}),
     "DeletionPage": obj(
         {
-            "deletions": array(ref("Deletion")),
+            "deletions": array(_DELETION),
             "next_before": maybe(INTEGER),
             "position": POSITION,
         }
