@@ -16,8 +16,10 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Compressor, Recording
+from eventsourcing.utils import get_topic
 
 from steptrail.domain.aggregates import StepJob
+from steptrail.domain.recorders import JobRecorder, PostgresJobRecorder, SQLiteJobRecorder
 
 
 class StateCompressor(Compressor):
@@ -84,12 +86,13 @@ class StoreLocation:
         )
 
     def event_store_env(self) -> dict[str, str]:
-        compressor = {"COMPRESSOR_TOPIC": f"{__name__}:{StateCompressor.__qualname__}"}
+        compressor = {"COMPRESSOR_TOPIC": get_topic(StateCompressor)}
         if self.postgres_url is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             return {
                 **compressor,
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteJobRecorder),
                 "SQLITE_DBNAME": str(self.events_path),
                 "SQLITE_LOCK_TIMEOUT": "30",
             }
@@ -97,6 +100,7 @@ class StoreLocation:
         return {
             **compressor,
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": get_topic(PostgresJobRecorder),
             "POSTGRES_DBNAME": p["dbname"],
             "POSTGRES_HOST": p["host"],
             "POSTGRES_PORT": p["port"],
@@ -149,6 +153,13 @@ class JobStore(Application):
         elif location.is_postgres:
             create_postgres_schema(location)
         super().__init__(env=env)
+
+    @property
+    def job_recorder(self) -> JobRecorder:
+        """The recorder, with the reads of a job's history (domain/recorders.py)."""
+        recorder = self.recorder
+        assert isinstance(recorder, JobRecorder), "APPLICATION_RECORDER_TOPIC names it"
+        return recorder
 
     def on_saved(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(max_position)`` after every save made in this process."""

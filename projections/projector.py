@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from steptrail.domain.aggregates import PENDING, SKIPPED, Manager, StepJob
+from steptrail.domain.aggregates import Manager, StepJob
+from steptrail.domain.vocabulary import PENDING, QUEUED, RUNNING, SKIPPED
 from steptrail.projections import storable
 from steptrail.projections.database import Cursor, is_database_failure
 from steptrail.projections.schema import LEVEL_COLUMNS, MARK_COLUMNS, TRACKING_NAME
@@ -89,11 +90,12 @@ class _Batch:
         self.cur.execute(
             "INSERT INTO jobs (job_id, definition, params, status, step_names, step_status,"
             " step_job_ids, created_at, updated_at, position)"
-            " VALUES (?, ?, ?, 'queued', ?, ?, '[]', ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, '[]', ?, ?, ?)",
             (
                 str(e.originator_id),
                 e.definition,
                 _json(e.params),
+                QUEUED,
                 _json(e.step_names),
                 _json([PENDING] * len(e.step_names)),
                 ts,
@@ -107,7 +109,7 @@ class _Batch:
             str(e.originator_id),
             p,
             _ts(e),
-            status="running",
+            status=RUNNING,
             worker_id=e.worker_id,
             started_at=_ts(e),
             finished_at=None,
@@ -116,7 +118,7 @@ class _Batch:
     def manager_step_started(self, p: int, e: Any) -> None:
         job_id = str(e.originator_id)
         status, ids = self._job_arrays(job_id)
-        status[e.step_index] = "running"
+        status[e.step_index] = RUNNING
         ids.append(e.step_job_id)
         self._update_job(job_id, p, _ts(e), step_status=_json(status), step_job_ids=_json(ids))
 
@@ -151,7 +153,7 @@ class _Batch:
             job_id,
             p,
             _ts(e),
-            status="queued",
+            status=QUEUED,
             error=None,
             cancel_requested=0,
             worker_id=None,
@@ -166,13 +168,14 @@ class _Batch:
         self.cur.execute(
             "INSERT INTO steps (step_job_id, job_id, step_name, step_index, attempt, status,"
             " worker_id, started_at, heartbeat_at, position)"
-            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 str(e.originator_id),
                 e.manager_id,
                 e.step_name,
                 e.step_index,
                 e.attempt,
+                RUNNING,
                 e.worker_id,
                 ts,
                 ts,

@@ -22,10 +22,8 @@ from typing import Any
 
 from steptrail.domain.store import JobStore
 from steptrail.projections.database import BulkSQLiteCursor, Cursor, Database, SQLiteDatabase
-from steptrail.projections.queries import Queries
-from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.readmodel import ReadModel, create_tables, tracking_position
 from steptrail.projections.runner import read_events
-from steptrail.projections.schema import create_tables
 
 # Notifications per transaction. A StepLogged event carries up to ~1000 lines,
 # so a batch holds at most ~100k lines in memory.
@@ -101,7 +99,7 @@ def rebuild_into(store: JobStore, path: Path, until: int | None = None) -> SQLit
         with _collector_paused():
             catch_up(store, readmodel, until)
         with scratch.write() as cur:
-            create_tables(cur, scratch.dialect)  # the indexes, checking lines are unique
+            create_tables(cur)  # the indexes, checking lines are unique
     finally:
         scratch.close()
     return SQLiteDatabase(path)  # an ordinary WAL read model from here on
@@ -211,7 +209,7 @@ def compare_cursors(live: Cursor, rebuilt: Cursor) -> list[str]:
     """Differences between two read models, each naming the job or step
     (``step <id> (<name> attempt N): line seq 17 missing ...``)."""
     out = []
-    at_live, at_rebuilt = Queries._position(live), Queries._position(rebuilt)
+    at_live, at_rebuilt = tracking_position(live), tracking_position(rebuilt)
     if at_live != at_rebuilt:
         out.append(f"tracking: live read model at position {at_live}, rebuilt at {at_rebuilt}")
     jobs = _rows_by(live, "jobs", "job_id"), _rows_by(rebuilt, "jobs", "job_id")
@@ -279,7 +277,7 @@ def wait_for_position(live: Database, position: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while True:
         with live.read() as cur:
-            at = Queries._position(cur)
+            at = tracking_position(cur)
         if at >= position or time.monotonic() >= deadline:
             return at
         time.sleep(0.05)
@@ -291,7 +289,7 @@ def verify(store: JobStore, live: Database, scratch: Path) -> Verification:
     Everything happens inside one read snapshot of the live model, so a live
     model that moves on meanwhile is compared as it was at ``position``."""
     with live.read() as live_cur:
-        position = Queries._position(live_cur)
+        position = tracking_position(live_cur)
         rebuilt = rebuild_into(store, scratch, until=position)
         try:
             with rebuilt.read() as rebuilt_cur:

@@ -12,9 +12,9 @@
 import { ApiError, Stream, getJSON, postJSON, setToken } from "./api.js";
 import { elapsed, fill, formatDuration, h, progressBar, statusBadge } from "./dom.js";
 import { LogPanel } from "./logview.js";
+import { JOB_FINAL, LEVELS } from "./vocabulary.js";
 
 const LIST_SIZE = 50;
-const LEVELS = ["debug", "info", "warning", "error", "critical"];
 
 // Newest state of every job and step seen, from snapshots and the stream.
 const store = { jobs: new Map(), stepsByJob: new Map() };
@@ -173,7 +173,7 @@ function renderDetail() {
 
 function renderJobHead(job) {
   const head = $("job-head");
-  const finished = ["succeeded", "failed", "cancelled"].includes(job.status);
+  const finished = JOB_FINAL.includes(job.status);
   const signature = JSON.stringify([job.status, job.error, job.cancel_requested, job.progress, job.params]);
   setCell(
     head,
