@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import overload
 
 from starlette.datastructures import QueryParams
 
@@ -25,6 +26,18 @@ def text_param(query: QueryParams, name: str) -> str | None:
     """A free-text or id filter; empty means absent."""
     raw = query.get(name)
     return checked_text(name, raw) if raw else None
+
+
+@overload
+def int_param(
+    query: QueryParams, name: str, default: int, lo: int, hi: int | None = None
+) -> int: ...
+
+
+@overload
+def int_param(
+    query: QueryParams, name: str, default: None, lo: int, hi: int | None = None
+) -> int | None: ...
 
 
 def int_param(

@@ -9,7 +9,7 @@ its ``last_seq`` and ordering never depends on clocks.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
 
 import orjson
@@ -63,6 +63,15 @@ class Manager(Aggregate):
     ``step_job_ids`` grows at each StepStarted, so readers know a step's id the
     moment it starts, never only at the end of the job.
     """
+
+    if TYPE_CHECKING:  # made by the @event decorators below; named for the type checker
+        ManagerSubmitted: ClassVar[type[Any]]
+        ManagerStarted: ClassVar[type[Any]]
+        StepStarted: ClassVar[type[Any]]
+        StepFinished: ClassVar[type[Any]]
+        CancelRequested: ClassVar[type[Any]]
+        ManagerCompleted: ClassVar[type[Any]]
+        ManagerRetried: ClassVar[type[Any]]
 
     @event("ManagerSubmitted")
     def __init__(
@@ -144,6 +153,11 @@ class StepJob(Aggregate):
     """One attempt of one step. Its identity (manager, name, index, attempt) is
     fixed at creation and carried by every line it logs."""
 
+    if TYPE_CHECKING:  # made by the @event decorators below; named for the type checker
+        StepStarted: ClassVar[type[Any]]
+        StepProgress: ClassVar[type[Any]]
+        StepCompleted: ClassVar[type[Any]]
+
     @staticmethod
     def create_id(manager_id: str, step_index: int, attempt: int, **_: Any) -> UUID:
         return step_job_id_for(manager_id, step_index, attempt)
@@ -191,7 +205,8 @@ class StepJob(Aggregate):
 
         @property
         def lines(self) -> list[list[Any]]:
-            return orjson.loads(self.lines_json)  # type: ignore[no-any-return]
+            lines: list[list[Any]] = orjson.loads(self.lines_json)
+            return lines
 
     def log(self, raw_lines: list[list[Any]]) -> list[list[Any]]:
         """Number raw lines ``[ts, level, logger, message, fields]``, record them,

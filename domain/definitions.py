@@ -41,7 +41,7 @@ class Param:
     type: type = str
     default: Any = None
     help: str = ""
-    check: Callable[[Any], None] | None = None
+    check: Callable[[Any], object] | None = None  # what it returns is not used
     secret: bool = False  # never stored, shown or logged: see domain/secrets.py
 
     def __post_init__(self) -> None:

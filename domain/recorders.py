@@ -172,4 +172,5 @@ class PostgresJobRecorder(PostgresApplicationRecorder, JobRecorder[SQL]):
             return list(c.fetchall())
 
     def _originator_id(self, stored: Any) -> UUID | str:
-        return stored  # psycopg reads a uuid column as a UUID
+        originator_id: UUID = stored  # psycopg reads a uuid column as a UUID
+        return originator_id

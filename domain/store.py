@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Compressor, Recording
@@ -127,13 +128,13 @@ def create_postgres_schema(location: StoreLocation) -> None:
 
     schema = location.postgres_params()["schema"]
     with psycopg.connect(location.postgres_conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
 
 WORKER_STORE_ENV = {"CREATE_TABLE": "no", "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2"}
 
 
-class JobStore(Application):
+class JobStore(Application[UUID]):
     """Stores jobs' events. Saves wake the projection runner in this process so
     the read model follows within milliseconds rather than a poll interval."""
 
@@ -155,7 +156,7 @@ class JobStore(Application):
         super().__init__(env=env)
 
     @property
-    def job_recorder(self) -> JobRecorder:
+    def job_recorder(self) -> JobRecorder[Any]:
         """The recorder, with the reads of a job's history (domain/recorders.py)."""
         recorder = self.recorder
         assert isinstance(recorder, JobRecorder), "APPLICATION_RECORDER_TOPIC names it"

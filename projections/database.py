@@ -150,7 +150,7 @@ class SQLiteDatabase:
         return conn
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Cursor]:
+    def write(self) -> Iterator[SQLiteCursor]:
         with self._write_lock:
             cur = self._writer.cursor(self.cursor_class)
             cur.execute("BEGIN IMMEDIATE")
@@ -162,7 +162,7 @@ class SQLiteDatabase:
             cur.execute("COMMIT")
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Cursor]:
+    def read(self) -> Iterator[SQLiteCursor]:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()

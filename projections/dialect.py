@@ -13,13 +13,13 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=1024)
-def _pyformat(sql: str) -> bytes:
+def _pyformat(sql: str) -> str:
     """``?`` placeholders as psycopg's ``%s``, and a literal ``%`` as ``%%``;
     a ``?`` inside a quoted string stays a question mark. Statements are the
     package's own constants (or built from them), so the cache stays small."""
     parts = sql.replace("%", "%%").split("'")
     # Even parts are outside quotes (an escaped '' only adds an empty part).
-    return "'".join(p if i % 2 else p.replace("?", "%s") for i, p in enumerate(parts)).encode()
+    return "'".join(p if i % 2 else p.replace("?", "%s") for i, p in enumerate(parts))
 
 
 class Dialect(ABC):
@@ -70,7 +70,7 @@ class PostgresDialect(Dialect):
     integer = "BIGINT"
     lock_rows = " FOR UPDATE"
 
-    def query(self, sql: str) -> bytes:
+    def query(self, sql: str) -> str:
         """A portable statement as psycopg takes it (SQLite's driver takes
         the portable one as it is)."""
         return _pyformat(sql)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
+
 from steptrail.domain.aggregates import Manager, StepJob, line_dict
 from steptrail.domain.commands import NotFound, get_manager, parse_id
 from steptrail.domain.store import JobStore
@@ -114,7 +116,7 @@ def aggregate_state(
             f"version must be between 1 and {latest} (the {what}'s latest), got {version}",
             "version",
         )
-    aggregate = store.repository.get(uid, version=version)
+    aggregate: Aggregate = store.repository.get(uid, version=version)
     if not isinstance(aggregate, kind):
         raise NotFound(f"no {what} with id {aggregate_id!r}")
     return {

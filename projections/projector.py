@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from steptrail.domain.aggregates import Manager, StepJob
+from steptrail.domain.values import storable_text
 from steptrail.domain.vocabulary import PENDING, QUEUED, RUNNING, SKIPPED
 from steptrail.projections import storable
 from steptrail.projections.database import Cursor, is_database_failure
@@ -279,16 +280,16 @@ def _apply_or_record(cur: Cursor, batch: _Batch, position: int, event: Any) -> N
         cur.execute("ROLLBACK TO SAVEPOINT event")
         cur.restore_serials()  # numbered as a rebuild numbers them
         why = str(e) if isinstance(e, CannotDecode) else f"{type(e).__name__}: {e}"
-        error = storable.text(why)[:MAX_ERROR_CHARS]
+        error = storable_text(why)[:MAX_ERROR_CHARS]
         cur.execute(
             "INSERT INTO unapplied_events"
             " (position, originator_id, originator_version, event_type, error)"
             " VALUES (?, ?, ?, ?, ?)",
             (
                 position,
-                storable.text(str(event.originator_id)),
+                storable_text(str(event.originator_id)),
                 int(event.originator_version),
-                storable.text(_event_type(event)),
+                storable_text(_event_type(event)),
                 error,
             ),
         )

@@ -175,7 +175,8 @@ class Queries:
     # jobs
 
     def list_jobs(self, status: str | None, limit: int, before: int | None) -> dict[str, Any]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if status:
             where.append("status = ?")
             params.append(status)

@@ -164,13 +164,14 @@ def _compare_lines(live: Cursor, rebuilt: Cursor, step_job_id: str, name: str) -
     a, b = _lines(live, step_job_id), _lines(rebuilt, step_job_id)
     x, y = next(a, None), next(b, None)
     while x is not None or y is not None:
-        if y is None or (x is not None and x["seq"] < y["seq"]):
-            extra.append(x["seq"])  # type: ignore[index]
+        if x is not None and (y is None or x["seq"] < y["seq"]):
+            extra.append(x["seq"])
             x = next(a, None)
-        elif x is None or y["seq"] < x["seq"]:
+        elif y is not None and (x is None or y["seq"] < x["seq"]):
             missing.append(y["seq"])
             y = next(b, None)
         else:
+            assert x is not None and y is not None  # the same seq on both sides
             if x != y:
                 changed.append(f"{name}: line seq {x['seq']} differs in {_changed(x, y)}")
             x, y = next(a, None), next(b, None)

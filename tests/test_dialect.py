@@ -13,7 +13,7 @@ from steptrail.projections.schema import LINE_COLUMNS
 def test_placeholders_become_psycopgs_outside_quoted_text_only() -> None:
     sql = "SELECT '?', 'it''s ?' FROM t WHERE a = ? AND b LIKE '50%' AND c = ?"
     assert POSTGRES.query(sql) == (
-        b"SELECT '?', 'it''s ?' FROM t WHERE a = %s AND b LIKE '50%%' AND c = %s"
+        "SELECT '?', 'it''s ?' FROM t WHERE a = %s AND b LIKE '50%%' AND c = %s"
     )
 
 

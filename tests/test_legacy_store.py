@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-
 from conftest import run_cli, serving, store_args
+
 from steptrail.domain.store import JobStore, parse_store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-0.1"
