@@ -87,10 +87,12 @@ class Runtime:
             self.runner = ProjectionRunner(
                 self.store, self.readmodel, self.notifier, lock=ProjectorLock(conninfo, schema)
             )
+            saved_channel = self.store.job_recorder.wake_channel
+            assert saved_channel is not None
             self.listener = Listener(
                 conninfo,
                 {
-                    self.store.recorder.channel_name: self.runner.wake,  # type: ignore[attr-defined]
+                    saved_channel: self.runner.wake,
                     readmodel_channel(schema): lambda p: self.notifier.publish(int(p)),
                 },
                 poll=lambda: self.notifier.publish(self.readmodel.position()),

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import closing
 from datetime import datetime
+from functools import partial
 from typing import Any, TextIO
 
 import httpx
@@ -97,7 +98,7 @@ class Tail:
             r.raise_for_status()
             return r.json()  # type: ignore[no-any-return]
 
-    def _messages(self, step_job_id: str | None) -> Iterator[tuple[str, Any]]:
+    def _messages(self, step_job_id: str | None) -> Generator[tuple[str, Any]]:
         """The stream from the cursor on; after a drop, again from the last id."""
         lost_at, delay = None, 0.1
         while True:
@@ -127,6 +128,7 @@ class Tail:
 
     def _next_step(self) -> str | None:
         """The first started step job (in start order) not printed to its end."""
+        step_job_id: str
         for step_job_id in self.job["step_job_ids"]:
             if (
                 step_job_id in self.steps
@@ -187,7 +189,7 @@ class Tail:
             if current is not None:
                 self._catch_up(current)
                 if not self._done(current):
-                    self._follow(current, lambda c=current: self._done(c))
+                    self._follow(current, partial(self._done, current))
             elif self.job["status"] in JOB_FINAL:
                 return 0 if self.job["status"] == SUCCEEDED else 1
             else:  # between steps: wait for the next one to start, or the end

@@ -41,11 +41,11 @@ from steptrail.projections.database import SQLiteDatabase
 from steptrail.projections.history import select_job_events
 from steptrail.projections.notifier import PositionNotifier
 from steptrail.projections.queries import Queries
-from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.readmodel import ReadModel, create_tables
 from steptrail.projections.rebuild import ScratchDatabase, rebuild_into
 from steptrail.projections.replay import job_at
 from steptrail.projections.runner import ProjectionRunner, read_events
-from steptrail.projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, create_tables
+from steptrail.projections.schema import LEVEL_NUMBERS, LINE_COLUMNS
 
 STEPS = 4
 LINES_PER_EVENT = 1000
@@ -96,7 +96,7 @@ def raw_insert_rate(rows: list[tuple[object, ...]], path: Path) -> float:
     """The same rows through plain sqlite3: executemany, 100k rows per transaction."""
     db = ScratchDatabase(path)  # same file settings as the rebuild's scratch file
     with db.write() as cur:
-        create_tables(cur, "sqlite")
+        create_tables(cur)
         cur.execute("DROP INDEX lines_by_step")
     db.close()
     conn = sqlite3.connect(path, isolation_level=None)

@@ -9,12 +9,28 @@ its ``last_seq`` and ordering never depends on clocks.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
 
 import orjson
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import get_topic, register_topic
+
+# The vocabulary is domain/vocabulary.py's; the names other modules have
+# always imported from here stay importable from here.
+from steptrail.domain.vocabulary import ABANDONED as ABANDONED
+from steptrail.domain.vocabulary import CANCELLED as CANCELLED
+from steptrail.domain.vocabulary import FAILED as FAILED
+from steptrail.domain.vocabulary import JOB_FINAL as JOB_FINAL
+from steptrail.domain.vocabulary import LEVELS as LEVELS
+from steptrail.domain.vocabulary import LINE_FIELDS, LineField
+from steptrail.domain.vocabulary import PENDING as PENDING
+from steptrail.domain.vocabulary import QUEUED as QUEUED
+from steptrail.domain.vocabulary import RUNNING as RUNNING
+from steptrail.domain.vocabulary import SKIPPED as SKIPPED
+from steptrail.domain.vocabulary import STEP_FINAL as STEP_FINAL
+from steptrail.domain.vocabulary import SUCCEEDED as SUCCEEDED
+from steptrail.domain.vocabulary import level_name as level_name
 
 # Stores written before the package moved under ``steptrail`` name these classes
 # ``domain.aggregates:…``: such events still resolve, load and replay.
@@ -29,51 +45,16 @@ def stored_topics(cls: type) -> tuple[str, str]:
     return topic, LEGACY_MODULE + topic[len(__name__) :]
 
 
-# A StepLogged event's lines are compact lists in this field order, stored as
-# one JSON text (``lines_json``). ``fields`` is the JSON text of the line's
-# structured fields (or None): encoded once, when the line is logged, and
-# copied untouched into the read model.
-LINE_FIELDS = ("seq", "ts", "level", "logger", "message", "fields")
-
-
 def line_dict(line: list[Any]) -> dict[str, Any]:
     """A stored line as an object, its fields as a dict."""
-    seq, ts, level, logger, message, fields = line
-    return {
-        "seq": seq,
-        "ts": ts,
-        "level": level,
-        "logger": logger,
-        "message": message,
-        "fields": orjson.loads(fields) if fields else {},
-    }
+    named = dict(zip(LINE_FIELDS, line, strict=True))
+    fields = line[LineField.FIELDS]
+    return {**named, "fields": orjson.loads(fields) if fields else {}}
 
 
 def _fields_text(fields: dict[str, Any] | None) -> str | None:
     """Version 1 lines kept fields as a dict."""
     return orjson.dumps(fields).decode() if fields else None
-
-
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-QUEUED, RUNNING = "queued", "running"
-SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
-SKIPPED, ABANDONED, PENDING = "skipped", "abandoned", "pending"
-JOB_FINAL = (SUCCEEDED, FAILED, CANCELLED)
-STEP_FINAL = (SUCCEEDED, FAILED, CANCELLED, SKIPPED, ABANDONED)
-
-
-def level_name(levelno: int) -> str:
-    """Map any numeric logging level onto one of the five counted levels."""
-    if levelno >= 50:
-        return "CRITICAL"
-    if levelno >= 40:
-        return "ERROR"
-    if levelno >= 30:
-        return "WARNING"
-    if levelno >= 20:
-        return "INFO"
-    return "DEBUG"
 
 
 class Manager(Aggregate):
@@ -82,6 +63,15 @@ class Manager(Aggregate):
     ``step_job_ids`` grows at each StepStarted, so readers know a step's id the
     moment it starts, never only at the end of the job.
     """
+
+    if TYPE_CHECKING:  # made by the @event decorators below; named for the type checker
+        ManagerSubmitted: ClassVar[type[Any]]
+        ManagerStarted: ClassVar[type[Any]]
+        StepStarted: ClassVar[type[Any]]
+        StepFinished: ClassVar[type[Any]]
+        CancelRequested: ClassVar[type[Any]]
+        ManagerCompleted: ClassVar[type[Any]]
+        ManagerRetried: ClassVar[type[Any]]
 
     @event("ManagerSubmitted")
     def __init__(
@@ -163,6 +153,11 @@ class StepJob(Aggregate):
     """One attempt of one step. Its identity (manager, name, index, attempt) is
     fixed at creation and carried by every line it logs."""
 
+    if TYPE_CHECKING:  # made by the @event decorators below; named for the type checker
+        StepStarted: ClassVar[type[Any]]
+        StepProgress: ClassVar[type[Any]]
+        StepCompleted: ClassVar[type[Any]]
+
     @staticmethod
     def create_id(manager_id: str, step_index: int, attempt: int, **_: Any) -> UUID:
         return step_job_id_for(manager_id, step_index, attempt)
@@ -204,12 +199,14 @@ class StepJob(Aggregate):
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            lines = [[*line[:5], _fields_text(line[5])] for line in state.pop("lines")]
+            fields = LineField.FIELDS
+            lines = [[*line[:fields], _fields_text(line[fields])] for line in state.pop("lines")]
             state["lines_json"] = orjson.dumps(lines).decode()
 
         @property
         def lines(self) -> list[list[Any]]:
-            return orjson.loads(self.lines_json)  # type: ignore[no-any-return]
+            lines: list[list[Any]] = orjson.loads(self.lines_json)
+            return lines
 
     def log(self, raw_lines: list[list[Any]]) -> list[list[Any]]:
         """Number raw lines ``[ts, level, logger, message, fields]``, record them,
@@ -217,8 +214,9 @@ class StepJob(Aggregate):
         first = self.last_seq + 1
         lines = [[first + i, *raw] for i, raw in enumerate(raw_lines)]
         counts: dict[str, int] = {}
-        for raw in raw_lines:
-            counts[raw[1]] = counts.get(raw[1], 0) + 1
+        for line in lines:
+            level = line[LineField.LEVEL]
+            counts[level] = counts.get(level, 0) + 1
         self._logged(
             first_seq=first,
             last_seq=first + len(lines) - 1,

@@ -10,16 +10,11 @@ from pathlib import Path
 
 from steptrail.domain.context import StepContext
 from steptrail.domain.definitions import JobDefinition, Param, Registry
+from steptrail.domain.vocabulary import LEVEL_NUMBERS
 
 # (level, weight): the default mix of the demo's lines
 DEFAULT_MIX = "debug:2,info:12,warning:3,error:1"
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-}
+_LEVELS = {name.lower(): number for name, number in LEVEL_NUMBERS.items()}
 
 
 # Bounds on the demo's params: each is what a demo can sensibly use, and keeps

@@ -54,7 +54,7 @@ def saved_position(recordings: Sequence[Recording[Any]]) -> int:
 
 def get_manager(store: JobStore, job_id: str) -> Manager:
     try:
-        manager = store.repository.get(parse_id(job_id, "job"))
+        manager: Aggregate = store.repository.get(parse_id(job_id, "job"))
     except AggregateNotFoundError:
         raise NotFound(f"no job with id {job_id!r}") from None
     if not isinstance(manager, Manager):
@@ -64,7 +64,7 @@ def get_manager(store: JobStore, job_id: str) -> Manager:
 
 def get_step(store: JobStore, step_job_id: str) -> StepJob:
     try:
-        step = store.repository.get(parse_id(step_job_id, "step"))
+        step: Aggregate = store.repository.get(parse_id(step_job_id, "step"))
     except AggregateNotFoundError:
         raise NotFound(f"no step with id {step_job_id!r}") from None
     if not isinstance(step, StepJob):

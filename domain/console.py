@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from steptrail.domain.vocabulary import LineField
+
 MAX_PENDING_LINES = 50_000  # beyond this a blocked console drops text (the lines stay stored)
 
 
@@ -111,9 +113,12 @@ class ConsoleEcho:
             data = data[os.write(fd, data) :]
 
     def _format(self, where: str, line: list[Any]) -> str:
-        seq, ts, level, logger, message, _fields = line
-        clock = time.strftime("%H:%M:%S", time.localtime(ts))
-        return self.render(console_line(clock, level, where, seq, logger, message)) + "\n"
+        f = LineField
+        clock = time.strftime("%H:%M:%S", time.localtime(line[f.TS]))
+        text = console_line(
+            clock, line[f.LEVEL], where, line[f.SEQ], line[f.LOGGER], line[f.MESSAGE]
+        )
+        return self.render(text) + "\n"
 
     def _give_up(self, error: Exception) -> None:
         with self._cond:

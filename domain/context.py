@@ -34,7 +34,7 @@ class SkipStep(Exception):
     """Raise (or call :meth:`StepContext.skip`) to end a step as skipped."""
 
 
-class StepLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class StepLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger whose extra keyword arguments become the line's structured fields:
     ``ctx.log.info("fetched %s", url, status=200)``."""
 

@@ -54,7 +54,7 @@ class Param:
     type: type = str
     default: Any = None
     help: str = ""
-    check: Callable[[Any], None] | None = None
+    check: Callable[[Any], object] | None = None  # what it returns is not used
     secret: bool = False  # never stored, shown or logged: see domain/secrets.py
     min: float | None = None
     max: float | None = None

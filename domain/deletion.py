@@ -27,7 +27,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -48,6 +48,9 @@ def deletion_id_for(job_id: UUID | str) -> UUID:
 class JobDeletion(Aggregate):
     """What stays of a deleted job: which job it was and who deleted it when
     (the event's timestamp)."""
+
+    if TYPE_CHECKING:  # made by the @event decorator below; named for the type checker
+        JobDeleted: ClassVar[type[Any]]
 
     @staticmethod
     def create_id(job_id: str, **_: Any) -> UUID:
@@ -231,7 +234,8 @@ def _transaction(store: JobStore) -> Any:
 def _manager(store: JobStore, rows: list[tuple[int, StoredEvent]]) -> Manager | None:
     aggregate: Any = None
     for _, stored in rows:
-        aggregate = store.mapper.to_domain_event(stored).mutate(aggregate)
+        event: Any = store.mapper.to_domain_event(stored)
+        aggregate = event.mutate(aggregate)
     return aggregate if isinstance(aggregate, Manager) else None
 
 

@@ -12,7 +12,6 @@ import logging
 import sys
 from typing import TextIO
 
-from steptrail.domain.aggregates import level_name
 from steptrail.domain.context import current_step
 from steptrail.domain.values import (
     MAX_NAME_CHARS,
@@ -23,8 +22,7 @@ from steptrail.domain.values import (
     safe_str,
     text,
 )
-
-_LEVEL_NAMES = {n: level_name(n) for n in (10, 20, 30, 40, 50)}
+from steptrail.domain.vocabulary import LEVEL_NAMES, level_name
 
 
 def record_message(record: logging.LogRecord) -> str:
@@ -73,7 +71,7 @@ class StepLogHandler(logging.Handler):
             if record.levelno >= self.outside.level:
                 self.outside.handle(record)
             return
-        level = _LEVEL_NAMES.get(record.levelno) or level_name(record.levelno)
+        level = LEVEL_NAMES.get(record.levelno) or level_name(record.levelno)
         name, message = text(record.name, MAX_NAME_CHARS), record_message(record)
         mask = recorder.masker.text if recorder.masker else None
         if mask is not None:  # secrets never reach a stored line

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 from eventsourcing.domain import Aggregate
@@ -106,7 +107,7 @@ class Orchestrator:
         for i in range(self.concurrency):
             worker = WorkerProcess(self.spec, f"steptrail-worker-{i}", self.on_saved)
             self.workers.append(worker)
-            self._spawn(lambda w=worker: self._worker_loop(w), f"steptrail-worker-{i}")
+            self._spawn(partial(self._worker_loop, worker), f"steptrail-worker-{i}")
         self._spawn(self._maintenance_loop, "steptrail-maintenance")
 
     def stop(self) -> None:

@@ -57,7 +57,7 @@ class _Postgres:
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
-            cur = conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+            cur = conn.execute(sql.replace("?", "%s"), params)
             return cur.fetchall() if cur.description else []
 
     def close(self) -> None:

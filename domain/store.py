@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Compressor, Recording
+from eventsourcing.utils import get_topic
 
 from steptrail.domain.aggregates import StepJob
 from steptrail.domain.reclaim import create_incremental
+from steptrail.domain.recorders import JobRecorder, PostgresJobRecorder, SQLiteJobRecorder
 
 
 class StateCompressor(Compressor):
@@ -85,12 +88,13 @@ class StoreLocation:
         )
 
     def event_store_env(self) -> dict[str, str]:
-        compressor = {"COMPRESSOR_TOPIC": f"{__name__}:{StateCompressor.__qualname__}"}
+        compressor = {"COMPRESSOR_TOPIC": get_topic(StateCompressor)}
         if self.postgres_url is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             return {
                 **compressor,
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteJobRecorder),
                 "SQLITE_DBNAME": str(self.events_path),
                 "SQLITE_LOCK_TIMEOUT": "30",
             }
@@ -98,6 +102,7 @@ class StoreLocation:
         return {
             **compressor,
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": get_topic(PostgresJobRecorder),
             "POSTGRES_DBNAME": p["dbname"],
             "POSTGRES_HOST": p["host"],
             "POSTGRES_PORT": p["port"],
@@ -124,13 +129,13 @@ def create_postgres_schema(location: StoreLocation) -> None:
 
     schema = location.postgres_params()["schema"]
     with psycopg.connect(location.postgres_conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
 
 WORKER_STORE_ENV = {"CREATE_TABLE": "no", "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2"}
 
 
-class JobStore(Application):
+class JobStore(Application[UUID]):
     """Stores jobs' events. Saves wake the projection runner in this process so
     the read model follows within milliseconds rather than a poll interval."""
 
@@ -152,6 +157,13 @@ class JobStore(Application):
         else:
             create_incremental(location.events_path)  # deleted jobs give their space back
         super().__init__(env=env)
+
+    @property
+    def job_recorder(self) -> JobRecorder[Any]:
+        """The recorder, with the reads of a job's history (domain/recorders.py)."""
+        recorder = self.recorder
+        assert isinstance(recorder, JobRecorder), "APPLICATION_RECORDER_TOPIC names it"
+        return recorder
 
     def on_saved(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(max_position)`` after every save made in this process."""

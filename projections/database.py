@@ -2,7 +2,8 @@
 
 SQL in this package is written once, with ``?`` placeholders and portable
 syntax; a :class:`Database` runs it on SQLite (the embedded default) or on
-PostgreSQL (scale-out). Readers get a consistent snapshot per ``read()``, so
+PostgreSQL (scale-out), and its :class:`~projections.dialect.Dialect` has the
+words where the two differ. Readers get a consistent snapshot per ``read()``, so
 the position an answer states is the position its rows reflect.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,19 +21,11 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from steptrail.projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, SERIALS, levelno_sql
+from steptrail.domain.vocabulary import LEVEL_NUMBERS, LineField
+from steptrail.projections.dialect import POSTGRES, SQLITE, Dialect, PostgresDialect
+from steptrail.projections.schema import LINE_COLUMNS, SERIALS, insert_lines_sql
 
 Row = dict[str, Any]
-
-_INSERT_LINES = f"INSERT INTO lines ({', '.join(LINE_COLUMNS)})"
-_SQLITE_INSERT_LINES = (
-    f"{_INSERT_LINES} SELECT ?1, j.value ->> 0, j.value ->> 1, {levelno_sql('j.value ->> 2')},"
-    " j.value ->> 3, j.value ->> 4, j.value ->> 5, ?2 FROM json_each(?3) j"
-)
-_POSTGRES_INSERT_LINES = (
-    f"{_INSERT_LINES} SELECT ?, (j ->> 0)::bigint, (j ->> 1)::float8, {levelno_sql('j ->> 2')},"
-    " j ->> 3, j ->> 4, j ->> 5, ? FROM jsonb_array_elements(?::jsonb) j"
-)
 
 
 # Errors that come from what an event holds, not from the database failing.
@@ -58,14 +51,20 @@ def is_database_failure(error: Exception) -> bool:
 
 
 class Cursor(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    @property
+    def dialect(self) -> Dialect: ...
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> Any: ...
 
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
         """The fastest bulk insert the database has."""
+
+    def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> None:
+        """Insert a StepLogged event's lines (its ``lines_json``)."""
 
     def restore_serials(self) -> None:
         """Make the next serial numbers follow the rows again (after a
@@ -77,13 +76,14 @@ class Cursor(Protocol):
 
 
 class Database(Protocol):
-    dialect: str
+    @property
+    def dialect(self) -> Dialect: ...
 
-    def write(self) -> Any:
-        """Context manager: one transaction, committed on exit."""
+    def write(self) -> AbstractContextManager[Cursor]:
+        """One transaction, committed on exit."""
 
-    def read(self) -> Any:
-        """Context manager: one consistent snapshot."""
+    def read(self) -> AbstractContextManager[Cursor]:
+        """One consistent snapshot."""
 
     def close(self) -> None: ...
 
@@ -92,7 +92,10 @@ def _dict_factory(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
 
 
-class _SQLiteCursor(sqlite3.Cursor):
+class SQLiteCursor(sqlite3.Cursor):
+    dialect = SQLITE
+    _insert_lines = insert_lines_sql(SQLITE)
+
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
@@ -103,28 +106,29 @@ class _SQLiteCursor(sqlite3.Cursor):
         """One statement per event: SQLite unpacks the JSON without holding the
         GIL, so the projection keeps up while running steps keep the interpreter
         busy (row-by-row inserts hand the GIL back and forth on every row)."""
-        self.execute(_SQLITE_INSERT_LINES, (step_job_id, position, lines_json))
+        self.execute(self._insert_lines, (step_job_id, position, lines_json))
 
     def restore_serials(self) -> None:
         """Nothing to do: SQLite numbers a row after the largest one there."""
 
 
-class BulkSQLiteCursor(_SQLiteCursor):
+class BulkSQLiteCursor(SQLiteCursor):
     """For a rebuild, the only thread at work: binding rows in Python is faster."""
 
     def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> None:
-        rows = [
-            (step_job_id, seq, ts, LEVEL_NUMBERS[level], logger, message, fields, position)
-            for seq, ts, level, logger, message, fields in orjson.loads(lines_json)
-        ]
+        level = int(LineField.LEVEL)
+        rows = []
+        for line in orjson.loads(lines_json):
+            line[level] = LEVEL_NUMBERS[line[level]]
+            rows.append((step_job_id, *line, position))
         self.insert_rows("lines", LINE_COLUMNS, rows)
 
 
 class SQLiteDatabase:
     """A read-model file: one writer connection, one reader per thread."""
 
-    dialect = "sqlite"
-    cursor_class: type[_SQLiteCursor] = _SQLiteCursor
+    dialect = SQLITE
+    cursor_class: type[SQLiteCursor] = SQLiteCursor
     # A crash may lose the last commits of the read model, never of the
     # event store; the tracking row goes back with them, so replay fills in.
     pragmas: tuple[str, ...] = (
@@ -150,7 +154,7 @@ class SQLiteDatabase:
         return conn
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Cursor]:
+    def write(self) -> Iterator[SQLiteCursor]:
         with self._write_lock:
             cur = self._writer.cursor(self.cursor_class)
             cur.execute("BEGIN IMMEDIATE")
@@ -162,7 +166,7 @@ class SQLiteDatabase:
             cur.execute("COMMIT")
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Cursor]:
+    def read(self) -> Iterator[SQLiteCursor]:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
@@ -185,36 +189,37 @@ class SQLiteDatabase:
 
 
 class _PostgresCursor:
-    """Runs the package's portable SQL on psycopg (``?`` becomes ``%s``)."""
+    """Runs the package's portable SQL on psycopg."""
+
+    dialect: PostgresDialect = POSTGRES
+    _insert_lines = insert_lines_sql(POSTGRES)
 
     def __init__(self, cur: psycopg.Cursor[Row]) -> None:
         self._cur = cur
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any:
+        return self._cur.execute(self.dialect.query(sql), params)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
-        return self._cur.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> Any:
+        return self._cur.executemany(self.dialect.query(sql), rows)
 
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
-        with self._cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[arg-type]
+        copy_in = self.dialect.query(f"COPY {table} ({', '.join(columns)}) FROM STDIN")
+        with self._cur.copy(copy_in) as copy:
             for row in rows:
                 copy.write_row(row)
 
     def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> None:
         """One statement per event: the server unpacks the JSON."""
-        self.execute(_POSTGRES_INSERT_LINES, (step_job_id, position, lines_json))
+        self.execute(self._insert_lines, (step_job_id, position, lines_json))
 
     def restore_serials(self) -> None:
-        """Sequences ignore rollbacks: set each to follow its table's rows (the
-        caller holds the model's write lock, so no other writer numbers rows)."""
+        """Set each sequence to follow its table's rows (the caller holds the
+        model's write lock, so no other writer numbers rows)."""
         for table, column in SERIALS:
-            self.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
-                f" COALESCE(MAX({column}), 0) + 1, false) FROM {table}"
-            )
+            self.execute(self.dialect.restart_serial(table, column))
 
     def fetchall(self) -> list[Any]:
         return self._cur.fetchall()
@@ -226,7 +231,7 @@ class _PostgresCursor:
 class PostgresDatabase:
     """A read model in one PostgreSQL schema, shared by every process."""
 
-    dialect = "postgres"
+    dialect = POSTGRES
 
     def __init__(self, conninfo: str, schema: str, max_size: int = 10) -> None:
         self.conninfo = conninfo

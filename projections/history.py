@@ -3,8 +3,10 @@
 - :func:`job_events`: the manager's and its step jobs' events in store order.
 - :func:`aggregate_state`: a Manager or StepJob as it was at a version.
 
-Events are decoded by the store's mapper, so events written by an older
-version of an event class are upcast on the way (see tests/test_upcast.py).
+The store's recorder finds the events (its SQL, one version per database,
+is in domain/recorders.py); this module shapes them for readers. Events are
+decoded by the store's mapper, so events written by an older version of an
+event class are upcast on the way (see tests/test_upcast.py).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+from eventsourcing.domain import Aggregate
 
-from steptrail.domain.aggregates import Manager, StepJob, line_dict, stored_topics
+from steptrail.domain.aggregates import Manager, StepJob, line_dict
 from steptrail.domain.commands import NotFound, get_manager, parse_id
 from steptrail.domain.deletion import deletion_exists, deletion_id_for
 from steptrail.domain.store import JobStore
+from steptrail.projections.projector import Positioned
 
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
@@ -31,77 +34,6 @@ class OutOfRange(ValueError):
         self.field = field
 
 
-def _select_sqlite(
-    store: JobStore,
-    ids: Sequence[UUID],
-    after: int,
-    stop: int,
-    limit: int,
-    skip_topics: Sequence[str] = (),
-) -> list[Notification]:
-    """The SQLite position is the events table's rowid; the primary key index on
-    (originator_id, originator_version) also holds it, so the inner query sorts
-    only integers and the outer one reads just the page's rows."""
-    recorder: Any = store.recorder
-    table = recorder.events_table_name
-    marks = ", ".join("?" * len(ids))
-    skip = "".join(" AND topic <> ?" for _ in skip_topics)
-    sql = (
-        f"SELECT rowid, originator_id, originator_version, topic, state FROM {table}"
-        f" WHERE rowid IN (SELECT rowid FROM {table} WHERE originator_id IN ({marks})"
-        f"  AND rowid > ? AND rowid <= ?{skip} ORDER BY rowid LIMIT ?) ORDER BY rowid"
-    )
-    with recorder.datastore.transaction(commit=False) as c:
-        c.execute(sql, [*(i.hex for i in ids), after, stop, *skip_topics, limit])
-        rows = c.fetchall()
-    return [
-        Notification(
-            id=r["rowid"],
-            originator_id=recorder.convert_originator_id(r["originator_id"]),
-            originator_version=r["originator_version"],
-            topic=r["topic"],
-            state=r["state"],
-        )
-        for r in rows
-    ]
-
-
-def _select_postgres(
-    store: JobStore,
-    ids: Sequence[UUID],
-    after: int,
-    stop: int,
-    limit: int,
-    skip_topics: Sequence[str] = (),
-) -> list[Notification]:
-    """The PostgreSQL position is ``notification_id`` (indexed)."""
-    from psycopg.sql import SQL, Identifier
-
-    recorder: Any = store.recorder
-    sql = SQL(
-        "SELECT notification_id, originator_id, originator_version, topic, state"
-        " FROM {schema}.{table} WHERE originator_id = ANY(%s)"
-        " AND notification_id > %s AND notification_id <= %s AND topic <> ALL(%s)"
-        " ORDER BY notification_id LIMIT %s"
-    ).format(
-        schema=Identifier(recorder.datastore.schema),
-        table=Identifier(recorder.events_table_name),
-    )
-    with recorder.datastore.transaction(commit=False) as c:
-        c.execute(sql, (list(ids), after, stop, list(skip_topics), limit))
-        rows = c.fetchall()
-    return [
-        Notification(
-            id=r["notification_id"],
-            originator_id=r["originator_id"],
-            originator_version=r["originator_version"],
-            topic=r["topic"],
-            state=bytes(r["state"]),
-        )
-        for r in rows
-    ]
-
-
 def select_job_events(
     store: JobStore,
     job_id: str,
@@ -109,7 +41,7 @@ def select_job_events(
     limit: int,
     stop: int | None = None,
     skip: Sequence[type] = (),
-) -> tuple[list[tuple[int, Any]], int]:
+) -> tuple[list[Positioned], int]:
     """Up to ``limit`` decoded events of the job after ``after`` (and at or
     before ``stop``; events of the ``skip`` classes left out), and ``end``:
     with fewer than ``limit`` events, the answer holds every event of the job
@@ -128,51 +60,16 @@ def select_job_events(
         if not deletion_exists(store, job_id):
             raise
         ids = [deletion_id_for(job_id)]  # what stays of a deleted job
-    select = _select_postgres if store.location.is_postgres else _select_sqlite
-    skip_topics = [topic for cls in skip for topic in stored_topics(cls)]
-    notifications = select(store, ids, after, end, limit, skip_topics)
+    notifications = store.job_recorder.select_originators(ids, after, end, limit, skip)
     return [(n.id, store.mapper.to_domain_event(n)) for n in notifications], end
 
 
 def last_event(
     store: JobStore, aggregate_id: UUID, event_class: type, stop: int
-) -> tuple[int, Any] | None:
-    """The aggregate's latest event of ``event_class`` at or before ``stop``:
-    a walk back along its versions (the primary key), stopping at the first."""
-    recorder: Any = store.recorder
-    topics = stored_topics(event_class)
-    if store.location.is_postgres:
-        from psycopg.sql import SQL, Identifier
-
-        sql: Any = SQL(
-            "SELECT notification_id AS position, originator_id, originator_version, topic, state"
-            " FROM {schema}.{table} WHERE originator_id = %s AND notification_id <= %s"
-            " AND topic = ANY(%s) ORDER BY originator_version DESC LIMIT 1"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
-        )
-        params: tuple[Any, ...] = (aggregate_id, stop, list(topics))
-    else:
-        sql = (
-            "SELECT rowid AS position, originator_id, originator_version, topic, state"
-            f" FROM {recorder.events_table_name} WHERE originator_id = ? AND rowid <= ?"
-            " AND topic IN (?, ?) ORDER BY originator_version DESC LIMIT 1"
-        )
-        params = (aggregate_id.hex, stop, *topics)
-    with recorder.datastore.transaction(commit=False) as c:
-        c.execute(sql, params)
-        row = c.fetchone()
-    if row is None:
-        return None
-    notification = Notification(
-        id=row["position"],
-        originator_id=aggregate_id,
-        originator_version=row["originator_version"],
-        topic=row["topic"],
-        state=bytes(row["state"]),
-    )
-    return notification.id, store.mapper.to_domain_event(notification)
+) -> Positioned | None:
+    """The aggregate's latest event of ``event_class`` at or before ``stop``."""
+    found = store.job_recorder.last_notification(aggregate_id, event_class, stop)
+    return None if found is None else (found.id, store.mapper.to_domain_event(found))
 
 
 def event_json(position: int, event: Any, with_lines: bool = True) -> dict[str, Any]:
@@ -225,7 +122,7 @@ def aggregate_state(
             f"version must be between 1 and {latest} (the {what}'s latest), got {version}",
             "version",
         )
-    aggregate = store.repository.get(uid, version=version)
+    aggregate: Aggregate = store.repository.get(uid, version=version)
     if not isinstance(aggregate, kind):
         raise NotFound(f"no {what} with id {aggregate_id!r}")
     return {

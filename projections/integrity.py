@@ -16,7 +16,7 @@ from pathlib import Path
 from steptrail.domain.deletion import deletion_exists
 from steptrail.domain.store import JobStore
 from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
-from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.readmodel import ReadModel, tracking_position
 from steptrail.projections.schema import TRACKING_NAME
 
 log = logging.getLogger("steptrail")
@@ -86,9 +86,7 @@ def mismatch(db: Database, store: JobStore) -> str | None:
     A model from before the identity was kept is adopted when the store holds
     an event at its position."""
     with db.read() as cur:
-        cur.execute("SELECT position FROM tracking WHERE name = ?", (TRACKING_NAME,))
-        row = cur.fetchone()
-        position = int(row["position"]) if row else 0
+        position = tracking_position(cur)
         cur.execute(
             "SELECT first_event, tracked_event FROM store_identity WHERE name = ?",
             (TRACKING_NAME,),

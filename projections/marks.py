@@ -8,16 +8,15 @@ one indexed lookup, however many lines the step has.
 
 from __future__ import annotations
 
-from typing import Any
-
-from steptrail.projections.database import Row
+from steptrail.projections.database import Cursor, Row
 
 
-def mark_at(cur: Any, step_job_id: str, position: int) -> Row | None:
+def mark_at(cur: Cursor, step_job_id: str, position: int) -> Row | None:
     """The step's last mark at or before ``position`` (None: no line yet)."""
     cur.execute(
         "SELECT * FROM line_marks WHERE step_job_id = ? AND position <= ?"
         " ORDER BY position DESC LIMIT 1",
         (step_job_id, position),
     )
-    return cur.fetchone()  # type: ignore[no-any-return]
+    mark: Row | None = cur.fetchone()
+    return mark

@@ -18,8 +18,10 @@ from typing import Any
 
 import orjson
 
-from steptrail.domain.aggregates import PENDING, SKIPPED, Manager, StepJob
+from steptrail.domain.aggregates import Manager, StepJob
 from steptrail.domain.deletion import JobDeletion
+from steptrail.domain.values import storable_text
+from steptrail.domain.vocabulary import PENDING, QUEUED, RUNNING, SKIPPED
 from steptrail.projections import storable
 from steptrail.projections.database import Cursor, is_database_failure
 from steptrail.projections.deletion import NEXT_JOB_NUMBER, job_deleted
@@ -91,12 +93,13 @@ class _Batch:
         self.cur.execute(
             "INSERT INTO jobs (job_no, job_id, definition, params, status, step_names,"
             " step_status, step_job_ids, created_at, updated_at, position)"
-            f" VALUES ({NEXT_JOB_NUMBER}, ?, ?, ?, 'queued', ?, ?, '[]', ?, ?, ?)",
+            f" VALUES ({NEXT_JOB_NUMBER}, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?)",
             (
                 p,
                 str(e.originator_id),
                 e.definition,
                 _json(e.params),
+                QUEUED,
                 _json(e.step_names),
                 _json([PENDING] * len(e.step_names)),
                 ts,
@@ -110,7 +113,7 @@ class _Batch:
             str(e.originator_id),
             p,
             _ts(e),
-            status="running",
+            status=RUNNING,
             worker_id=e.worker_id,
             started_at=_ts(e),
             finished_at=None,
@@ -119,7 +122,7 @@ class _Batch:
     def manager_step_started(self, p: int, e: Any) -> None:
         job_id = str(e.originator_id)
         status, ids = self._job_arrays(job_id)
-        status[e.step_index] = "running"
+        status[e.step_index] = RUNNING
         ids.append(e.step_job_id)
         self._update_job(job_id, p, _ts(e), step_status=_json(status), step_job_ids=_json(ids))
 
@@ -154,7 +157,7 @@ class _Batch:
             job_id,
             p,
             _ts(e),
-            status="queued",
+            status=QUEUED,
             error=None,
             cancel_requested=0,
             worker_id=None,
@@ -169,13 +172,14 @@ class _Batch:
         self.cur.execute(
             "INSERT INTO steps (step_job_id, job_id, step_name, step_index, attempt, status,"
             " worker_id, started_at, heartbeat_at, position)"
-            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 str(e.originator_id),
                 e.manager_id,
                 e.step_name,
                 e.step_index,
                 e.attempt,
+                RUNNING,
                 e.worker_id,
                 ts,
                 ts,
@@ -280,16 +284,16 @@ def _apply_or_record(cur: Cursor, batch: _Batch, position: int, event: Any) -> N
         cur.execute("ROLLBACK TO SAVEPOINT event")
         cur.restore_serials()  # numbered as a rebuild numbers them
         why = str(e) if isinstance(e, CannotDecode) else f"{type(e).__name__}: {e}"
-        error = storable.text(why)[:MAX_ERROR_CHARS]
+        error = storable_text(why)[:MAX_ERROR_CHARS]
         cur.execute(
             "INSERT INTO unapplied_events"
             " (position, originator_id, originator_version, event_type, error)"
             " VALUES (?, ?, ?, ?, ?)",
             (
                 position,
-                storable.text(str(event.originator_id)),
+                storable_text(str(event.originator_id)),
                 int(event.originator_version),
-                storable.text(_event_type(event)),
+                storable_text(_event_type(event)),
                 error,
             ),
         )

@@ -8,13 +8,13 @@ from typing import Any
 
 import orjson
 
-from steptrail.projections.database import Database, Row
+from steptrail.domain.vocabulary import JOB_STATUSES as JOB_STATUSES  # the API's choices
+from steptrail.domain.vocabulary import LEVEL_NAMES, QUEUED, RUNNING, STEP_FINAL
+from steptrail.projections.database import Cursor, Database, Row
 from steptrail.projections.notifier import PositionNotifier
-from steptrail.projections.schema import LEVEL_COLUMNS, LEVEL_NUMBERS, TRACKING_NAME
+from steptrail.projections.readmodel import tracking_position
+from steptrail.projections.schema import LEVEL_COLUMNS
 from steptrail.projections.storable import number
-
-LEVEL_NAMES = {n: name for name, n in LEVEL_NUMBERS.items()}
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 # Lines with every context field (what line_json renders), for any WHERE clause.
 SELECT_LINES = (
@@ -86,34 +86,36 @@ def step_json(r: Row) -> dict[str, Any]:
     }
 
 
+# A step row as a step that has no step job (yet) would have it.
+_NOT_STARTED: Row = {
+    "step_job_id": None,
+    "attempt": 0,
+    "worker_id": None,
+    "progress_current": 0,
+    "progress_total": None,
+    "progress_message": "",
+    "last_seq": 0,
+    **dict.fromkeys(LEVEL_COLUMNS.values(), 0),
+    "started_at": None,
+    "finished_at": None,
+    "heartbeat_at": None,
+    "error": None,
+    "traceback": None,
+    "position": None,
+}
+
+
 def placeholder_step_json(job_id: str, name: str, index: int, status: str) -> dict[str, Any]:
-    """A step that has no step job (yet): same shape as :func:`step_json`."""
-    zero = dict.fromkeys((level.lower() for level in LEVEL_COLUMNS), 0)
-    return {
-        "id": None,
-        "job_id": job_id,
-        "name": name,
-        "index": index,
-        "attempt": 0,
-        "status": status,
-        "worker_id": None,
-        "progress": {"current": 0, "total": None, "message": "", "fraction": None},
-        "counts": {**zero, "total": 0},
-        "last_seq": 0,
-        "started_at": None,
-        "finished_at": None,
-        "duration_seconds": None,
-        "heartbeat_at": None,
-        "error": None,
-        "traceback": None,
-        "position": None,
-    }
+    """A step that has no step job (yet), in the shape of :func:`step_json`."""
+    return step_json(
+        {**_NOT_STARTED, "job_id": job_id, "step_name": name, "step_index": index, "status": status}
+    )
 
 
 def job_json(r: Row, running_steps: list[Row]) -> dict[str, Any]:
     names = orjson.loads(r["step_names"])
     status = orjson.loads(r["step_status"])
-    done = sum(s in ("succeeded", "skipped", "failed", "cancelled", "abandoned") for s in status)
+    done = sum(s in STEP_FINAL for s in status)
     progress = [_progress(s) for s in running_steps]
     fraction_running = sum(min(1.0, current / total) for current, total in progress if total)
     steps_total = len(names)
@@ -142,12 +144,14 @@ def job_json(r: Row, running_steps: list[Row]) -> dict[str, Any]:
     }
 
 
-def running_steps(cur: Any, job_ids: list[str]) -> dict[str, list[Row]]:
+def running_steps(cur: Cursor, job_ids: list[str]) -> dict[str, list[Row]]:
     """The running step rows of these jobs, by job (for the jobs' progress)."""
     if not job_ids:
         return {}
     marks = ", ".join("?" * len(job_ids))
-    cur.execute(f"SELECT * FROM steps WHERE status = 'running' AND job_id IN ({marks})", job_ids)
+    cur.execute(
+        f"SELECT * FROM steps WHERE status = ? AND job_id IN ({marks})", (RUNNING, *job_ids)
+    )
     by_job: dict[str, list[Row]] = {}
     for s in cur.fetchall():
         by_job.setdefault(s["job_id"], []).append(s)
@@ -166,25 +170,10 @@ def _find_job(find: str, where: list[str], params: list[Any]) -> None:
         params += [len(prefix), prefix]
 
 
-def _contains(dialect: str) -> str:
-    """Case-insensitive substring test on the message column."""
-    if dialect == "postgres":
-        return "strpos(lower(l.message), lower(?)) > 0"
-    return "instr(lower(l.message), lower(?)) > 0"
-
-
 class Queries:
     def __init__(self, db: Database, notifier: PositionNotifier) -> None:
         self.db = db
         self.notifier = notifier
-
-    # helpers
-
-    @staticmethod
-    def _position(cur: Any) -> int:
-        cur.execute("SELECT position FROM tracking WHERE name = ?", (TRACKING_NAME,))
-        row = cur.fetchone()
-        return int(row["position"]) if row else 0
 
     def unapplied_events(self, limit: int) -> dict[str, Any]:
         """How many stored events the projector could not apply, the latest first."""
@@ -206,7 +195,8 @@ class Queries:
         find: str | None = None,
     ) -> dict[str, Any]:
         """Newest first; ``total`` counts every job the filters match (all pages)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if status:
             where.append("status = ?")
             params.append(status)
@@ -224,7 +214,7 @@ class Queries:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY job_no DESC LIMIT ?"
         with self.db.read() as cur:
-            position = self._position(cur)
+            position = tracking_position(cur)
             cur.execute(sql, (*params, limit + 1))
             rows = cur.fetchall()
             page = rows[:limit]
@@ -243,7 +233,7 @@ class Queries:
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         with self.db.read() as cur:
-            position = self._position(cur)
+            position = tracking_position(cur)
             cur.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
             row = cur.fetchone()
             if row is None:
@@ -252,7 +242,7 @@ class Queries:
                 "SELECT * FROM steps WHERE job_id = ? ORDER BY step_index, attempt", (job_id,)
             )
             steps = cur.fetchall()
-        job = job_json(row, [s for s in steps if s["status"] == "running"])
+        job = job_json(row, [s for s in steps if s["status"] == RUNNING])
         started = {s["step_index"] for s in steps}
         placeholders = [
             placeholder_step_json(job_id, name, i, job["step_status"][i])
@@ -267,7 +257,7 @@ class Queries:
 
     def get_step(self, step_job_id: str) -> dict[str, Any] | None:
         with self.db.read() as cur:
-            position = self._position(cur)
+            position = tracking_position(cur)
             cur.execute("SELECT * FROM steps WHERE step_job_id = ?", (step_job_id,))
             row = cur.fetchone()
         if row is None:
@@ -286,9 +276,9 @@ class Queries:
     ) -> dict[str, Any] | None:
         where = ["l.step_job_id = ?", "l.seq > ?"]
         params: list[Any] = [step_job_id, after_seq]
-        self._filter_lines(where, params, min_level, q)
+        self.filter_lines(where, params, min_level, q)
         with self.db.read() as cur:
-            position = self._position(cur)
+            position = tracking_position(cur)
             cur.execute("SELECT * FROM steps WHERE step_job_id = ?", (step_job_id,))
             step = cur.fetchone()
             if step is None:
@@ -305,14 +295,14 @@ class Queries:
             "position": position,
         }
 
-    def _filter_lines(
+    def filter_lines(
         self, where: list[str], params: list[Any], min_level: int | None, q: str | None
     ) -> None:
         if min_level:
             where.append("l.levelno >= ?")
             params.append(min_level)
         if q:
-            where.append(_contains(self.db.dialect))
+            where.append(self.db.dialect.contains("l.message"))
             params.append(q)
 
     def logs(
@@ -340,7 +330,7 @@ class Queries:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        self._filter_lines(where, params, min_level, q)
+        self.filter_lines(where, params, min_level, q)
         if since is not None:
             where.append("l.ts >= ?")
             params.append(since)
@@ -355,7 +345,7 @@ class Queries:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY l.line_id {'DESC' if descending else 'ASC'} LIMIT ?"
         with self.db.read() as cur:
-            position = self._position(cur)
+            position = tracking_position(cur)
             cur.execute(sql, (*params, limit + 1))
             rows = cur.fetchall()
         page = rows[:limit]
@@ -370,13 +360,15 @@ class Queries:
     def queued_job_ids(self, limit: int) -> list[str]:
         with self.db.read() as cur:
             cur.execute(
-                "SELECT job_id FROM jobs WHERE status = 'queued' ORDER BY job_no LIMIT ?", (limit,)
+                "SELECT job_id FROM jobs WHERE status = ? ORDER BY job_no LIMIT ?", (QUEUED, limit)
             )
             return [r["job_id"] for r in cur.fetchall()]
 
     def cancel_requested_job_ids(self) -> list[str]:
         with self.db.read() as cur:
-            cur.execute("SELECT job_id FROM jobs WHERE status = 'running' AND cancel_requested = 1")
+            cur.execute(
+                "SELECT job_id FROM jobs WHERE status = ? AND cancel_requested = 1", (RUNNING,)
+            )
             return [r["job_id"] for r in cur.fetchall()]
 
     def stale_running(self, heartbeat_before: float) -> list[tuple[str, str | None]]:
@@ -384,18 +376,17 @@ class Queries:
         running step that have not changed recently (a worker died between steps)."""
         with self.db.read() as cur:
             cur.execute(
-                "SELECT job_id, step_job_id FROM steps"
-                " WHERE status = 'running' AND heartbeat_at < ?",
-                (heartbeat_before,),
+                "SELECT job_id, step_job_id FROM steps WHERE status = ? AND heartbeat_at < ?",
+                (RUNNING, heartbeat_before),
             )
             stale: list[tuple[str, str | None]] = [
                 (r["job_id"], r["step_job_id"]) for r in cur.fetchall()
             ]
             cur.execute(
-                "SELECT job_id FROM jobs j WHERE status = 'running' AND updated_at < ?"
+                "SELECT job_id FROM jobs j WHERE status = ? AND updated_at < ?"
                 " AND NOT EXISTS (SELECT 1 FROM steps s"
-                " WHERE s.job_id = j.job_id AND s.status = 'running')",
-                (heartbeat_before,),
+                " WHERE s.job_id = j.job_id AND s.status = ?)",
+                (RUNNING, heartbeat_before, RUNNING),
             )
             stale += [(r["job_id"], None) for r in cur.fetchall()]
         return stale

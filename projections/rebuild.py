@@ -23,10 +23,9 @@ from typing import Any
 from steptrail.domain.store import JobStore
 from steptrail.projections.database import BulkSQLiteCursor, Cursor, Database, SQLiteDatabase
 from steptrail.projections.deletion import prefill as prefill_deletions
-from steptrail.projections.queries import Queries
-from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.readmodel import ReadModel, create_tables, tracking_position
 from steptrail.projections.runner import read_events
-from steptrail.projections.schema import LINE_COLUMNS, create_tables
+from steptrail.projections.schema import LINE_COLUMNS
 
 # Notifications per transaction. A StepLogged event carries up to ~1000 lines,
 # so a batch holds at most ~100k lines in memory.
@@ -103,7 +102,7 @@ def rebuild_into(store: JobStore, path: Path, until: int | None = None) -> SQLit
         with _collector_paused():
             catch_up(store, readmodel, until)
         with scratch.write() as cur:
-            create_tables(cur, scratch.dialect)  # the indexes, checking lines are unique
+            create_tables(cur)  # the indexes, checking lines are unique
     finally:
         scratch.close()
     return SQLiteDatabase(path)  # an ordinary WAL read model from here on
@@ -172,13 +171,14 @@ def _compare_lines(live: Cursor, rebuilt: Cursor, step_job_id: str, name: str) -
     a, b = _lines(live, step_job_id), _lines(rebuilt, step_job_id)
     x, y = next(a, None), next(b, None)
     while x is not None or y is not None:
-        if y is None or (x is not None and x["seq"] < y["seq"]):
-            extra.append(x["seq"])  # type: ignore[index]
+        if x is not None and (y is None or x["seq"] < y["seq"]):
+            extra.append(x["seq"])
             x = next(a, None)
-        elif x is None or y["seq"] < x["seq"]:
+        elif y is not None and (x is None or y["seq"] < x["seq"]):
             missing.append(y["seq"])
             y = next(b, None)
         else:
+            assert x is not None and y is not None  # the same seq on both sides
             if x != y:
                 changed.append(f"{name}: line seq {x['seq']} differs in {_changed(x, y)}")
             x, y = next(a, None), next(b, None)
@@ -217,7 +217,7 @@ def compare_cursors(live: Cursor, rebuilt: Cursor) -> list[str]:
     """Differences between two read models, each naming the job or step
     (``step <id> (<name> attempt N): line seq 17 missing ...``)."""
     out = []
-    at_live, at_rebuilt = Queries._position(live), Queries._position(rebuilt)
+    at_live, at_rebuilt = tracking_position(live), tracking_position(rebuilt)
     if at_live != at_rebuilt:
         out.append(f"tracking: live read model at position {at_live}, rebuilt at {at_rebuilt}")
     jobs = _rows_by(live, "jobs", "job_id"), _rows_by(rebuilt, "jobs", "job_id")
@@ -290,7 +290,7 @@ def wait_for_position(live: Database, position: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while True:
         with live.read() as cur:
-            at = Queries._position(cur)
+            at = tracking_position(cur)
         if at >= position or time.monotonic() >= deadline:
             return at
         time.sleep(0.05)
@@ -302,9 +302,9 @@ def verify(store: JobStore, live: Database, scratch: Path) -> Verification:
     Everything happens inside one read snapshot of the live model, so a live
     model that moves on meanwhile is compared as it was at ``position``."""
     with live.write() as cur:  # tables newer than the model (as a starting server adds them)
-        create_tables(cur, live.dialect)
+        create_tables(cur)
     with live.read() as live_cur:
-        position = Queries._position(live_cur)
+        position = tracking_position(live_cur)
         rebuilt = rebuild_into(store, scratch, until=position)
         try:
             with rebuilt.read() as rebuilt_cur:

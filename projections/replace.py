@@ -20,22 +20,12 @@ import tempfile
 from pathlib import Path
 
 from steptrail.domain.store import JobStore
-from steptrail.projections.database import Cursor, PostgresDatabase, SQLiteDatabase
+from steptrail.projections.database import Cursor, PostgresDatabase, SQLiteCursor, SQLiteDatabase
 from steptrail.projections.integrity import set_aside, sqlite_damage
-from steptrail.projections.readmodel import ReadModel
+from steptrail.projections.readmodel import ReadModel, create_tables, tracking_position
 from steptrail.projections.rebuild import catch_up, rebuild_into
-from steptrail.projections.schema import TRACKING_NAME, create_tables
+from steptrail.projections.schema import TABLES, TRACKING_NAME
 
-TABLES = (
-    "tracking",
-    "jobs",
-    "steps",
-    "lines",
-    "line_marks",
-    "store_identity",
-    "unapplied_events",
-    "deletions",
-)
 COPY_PAGE = 20_000
 LOCK_TIMEOUT = 60.0  # seconds to wait for the live runner's current batch
 
@@ -44,7 +34,7 @@ def _swap_sqlite(store: JobStore, live_path: Path, rebuilt: SQLiteDatabase) -> i
     conn = sqlite3.connect(live_path, isolation_level=None, timeout=LOCK_TIMEOUT)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        create_tables(conn.cursor(), "sqlite")  # a data dir whose model never existed
+        create_tables(conn.cursor(SQLiteCursor))  # a data dir whose model never existed
         conn.execute("ATTACH DATABASE ? AS rebuilt", (str(rebuilt.path),))
         conn.execute("BEGIN")
         # Take the live model's write lock, and only its: BEGIN IMMEDIATE would
@@ -74,7 +64,7 @@ def _swap_postgres(store: JobStore, live: PostgresDatabase, rebuilt: SQLiteDatab
     ReadModel(live)  # a schema whose model never existed
     with live.write() as cur:
         # Every runner locks this row before applying a batch: they wait here.
-        cur.execute("SELECT position FROM tracking WHERE name = ? FOR UPDATE", (TRACKING_NAME,))
+        tracking_position(cur, lock=True)
         position = catch_up(store, ReadModel(rebuilt))  # everything stored until now
         for table in reversed(TABLES[1:]):
             cur.execute(f"DELETE FROM {table}")  # not TRUNCATE: readers keep their snapshot

@@ -6,25 +6,32 @@ projector could not turn into rows)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from steptrail.projections.database import Cursor
+from steptrail.domain.vocabulary import LEVEL_NUMBERS as LEVEL_NUMBERS  # read by api/params.py
+from steptrail.domain.vocabulary import LEVELS, LINE_FIELDS, LineField
+from steptrail.projections.dialect import Dialect
 
 TRACKING_NAME = "readmodel"
-LEVEL_COLUMNS = {
-    "DEBUG": "n_debug",
-    "INFO": "n_info",
-    "WARNING": "n_warning",
-    "ERROR": "n_error",
-    "CRITICAL": "n_critical",
-}
+LEVEL_COLUMNS = {level: f"n_{level.lower()}" for level in LEVELS}
 # Serial columns: numbers users see (job_no) or order by (line_id).
 SERIALS = (("jobs", "job_no"), ("lines", "line_id"))
-LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-LINE_COLUMNS = ("step_job_id", "seq", "ts", "levelno", "logger", "message", "fields", "position")
+# A line row holds the stored line's fields in their order, its level as a number.
+LINE_COLUMNS = (
+    "step_job_id",
+    *("levelno" if field == "level" else field for field in LINE_FIELDS),
+    "position",
+)
 # A step row's line-derived columns, as a StepLogged event leaves them.
 MARK_COLUMNS = ("step_job_id", "position", "last_seq", *LEVEL_COLUMNS.values(), "heartbeat_at")
+TABLES = (
+    "tracking",
+    "jobs",
+    "steps",
+    "lines",
+    "line_marks",
+    "store_identity",
+    "unapplied_events",
+    "deletions",
+)
 
 
 def levelno_sql(level: str) -> str:
@@ -33,13 +40,24 @@ def levelno_sql(level: str) -> str:
     return f"CASE {level} {whens} END"
 
 
-_SERIAL = {"sqlite": "INTEGER PRIMARY KEY", "postgres": "BIGSERIAL PRIMARY KEY"}
-_REAL = {"sqlite": "REAL", "postgres": "DOUBLE PRECISION"}
-_INT = {"sqlite": "INTEGER", "postgres": "BIGINT"}
+def insert_lines_sql(dialect: Dialect) -> str:
+    """One statement inserting a StepLogged event's lines (parameters: step
+    job id, position, the event's ``lines_json``): the database unpacks the JSON."""
+    types = {LineField.SEQ: dialect.integer, LineField.TS: dialect.real}
+    items = [
+        levelno_sql(dialect.json_item(field))
+        if field is LineField.LEVEL
+        else dialect.json_item(field, types.get(field))
+        for field in LineField
+    ]
+    return (
+        f"INSERT INTO lines ({', '.join(LINE_COLUMNS)})"
+        f" SELECT ?, {', '.join(items)}, ? FROM {dialect.json_items('?')}"
+    )
 
 
-def statements(dialect: str) -> list[str]:
-    serial, real, int_ = _SERIAL[dialect], _REAL[dialect], _INT[dialect]
+def statements(dialect: Dialect) -> list[str]:
+    serial, real, int_ = dialect.serial, dialect.real, dialect.integer
     counts = ", ".join(f"{c} {int_} NOT NULL DEFAULT 0" for c in LEVEL_COLUMNS.values())
     return [
         f"CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position {int_} NOT NULL)",
@@ -132,27 +150,3 @@ def statements(dialect: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS deletions_by_submission ON deletions (submitted_position)",
         "CREATE INDEX IF NOT EXISTS deletions_by_position ON deletions (position)",
     ]
-
-
-def create_tables(cur: Cursor, dialect: str) -> None:
-    for statement in statements(dialect):
-        cur.execute(statement)
-    # The tracking row exists from the start, so competing runners lock one row.
-    cur.execute(
-        "INSERT INTO tracking (name, position) VALUES (?, 0) ON CONFLICT DO NOTHING",
-        (TRACKING_NAME,),
-    )
-
-
-def drop_tables(cur: Cursor) -> None:
-    for table in (
-        "deletions",
-        "unapplied_events",
-        "store_identity",
-        "line_marks",
-        "lines",
-        "steps",
-        "jobs",
-        "tracking",
-    ):
-        cur.execute(f"DROP TABLE IF EXISTS {table}")

@@ -3,7 +3,7 @@ match stands among them (its rank), so a page can say "hit n of m" and move
 to the next or previous match without holding the step's lines.
 
 The matching is the logs route's (minimum level, case-insensitive substring;
-Queries._filter_lines writes it for SQLite and PostgreSQL alike); the
+Queries.filter_lines writes it for SQLite and PostgreSQL alike); the
 counts use the ``lines_by_step`` index on (step_job_id, seq).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from steptrail.projections.queries import Queries
+from steptrail.projections.readmodel import tracking_position
 
 Direction = Literal["next", "prev"]
 
@@ -35,11 +36,11 @@ class StepSearch:
         that way); ``count`` is every match in the step."""
         where = ["l.step_job_id = ?"]
         params: list[Any] = [step_job_id]
-        self.queries._filter_lines(where, params, min_level, q)
+        self.queries.filter_lines(where, params, min_level, q)
         matching = " AND ".join(where)
         after = direction == "next"
         with self.queries.db.read() as cur:
-            position = Queries._position(cur)
+            position = tracking_position(cur)
             cur.execute("SELECT last_seq FROM steps WHERE step_job_id = ?", (step_job_id,))
             step = cur.fetchone()
             if step is None:

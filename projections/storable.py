@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from steptrail.domain.values import storable_text as text
+from steptrail.domain.vocabulary import LineField
 
 # JSON escapes PostgreSQL's jsonb refuses and SQLite turns into invalid text.
 _BAD_JSON_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
@@ -69,9 +70,10 @@ def lines_json(raw: str) -> str:
     if not _needs_fixing(raw):
         return raw
     lines = value(json.loads(raw))
+    fields = LineField.FIELDS
     for line in lines:
-        if isinstance(line, list) and len(line) > 5 and isinstance(line[5], str):
-            line[5] = json_text(line[5])
+        if isinstance(line, list) and len(line) > fields and isinstance(line[fields], str):
+            line[fields] = json_text(line[fields])
     return orjson.dumps(lines).decode()
 
 

@@ -14,11 +14,9 @@ import { ApiError, Stream, getJSON, postJSON, setToken } from "./api.js";
 import { elapsed, fill, formatDuration, freezeClock, h, progressBar, statusBadge } from "./dom.js";
 import { LogPanel } from "./logview.js";
 import { renderTimeline } from "./timeline.js";
+import { JOB_FINAL, LEVELS, STEP_FAILED } from "./vocabulary.js";
 
 const LIST_SIZE = 50;
-const LEVELS = ["debug", "info", "warning", "error", "critical"];
-const FINISHED = ["succeeded", "failed", "cancelled"];
-const FAILED_STEP = ["failed", "abandoned"];
 
 // Newest state of every job and step seen, from snapshots and the stream.
 const store = { jobs: new Map(), stepsByJob: new Map() };
@@ -323,7 +321,7 @@ function renderDetail() {
 
 function renderJobHead(job) {
   const head = $("job-head");
-  const finished = FINISHED.includes(job.status);
+  const finished = JOB_FINAL.includes(job.status);
   const signature = JSON.stringify([job.status, job.error, job.cancel_requested, job.progress, job.params]);
   setCell(
     head,
@@ -494,8 +492,8 @@ function panelStep(job) {
     const running = latest(["running"]);
     if (running) return running;
   }
-  if (job.status === "failed") return latest(FAILED_STEP) || null;
-  if (job.status === "cancelled") return latest(["cancelled", ...FAILED_STEP]) || null;
+  if (job.status === "failed") return latest(STEP_FAILED) || null;
+  if (job.status === "cancelled") return latest(["cancelled", ...STEP_FAILED]) || null;
   return attempts.find((s) => s.id === view.panel?.stepId) || null;
 }
 
@@ -511,7 +509,7 @@ function renderPanel(job) {
   stream.follow(step.id);
   if (view.panel?.stepId === step.id) return;
   const link = (seq) => jobLink(job.id, "steps", step.id, "line", seq);
-  const landing = FAILED_STEP.includes(step.status) && !view.line && !view.level ? "failure" : null;
+  const landing = STEP_FAILED.includes(step.status) && !view.line && !view.level ? "failure" : null;
   view.panel = new LogPanel(step, {
     link,
     landing,

@@ -16,8 +16,8 @@ import { getJSON } from "./api.js";
 import { JOB_TABS, jobLink } from "./app.js";
 import { clock, elapsed, fill, formatDuration, h, progressBar, statusBadge } from "./dom.js";
 import { LogPanel } from "./logview.js";
+import { JOB_FINAL, LEVELS } from "./vocabulary.js";
 
-const LEVELS = ["debug", "info", "warning", "error", "critical"];
 const EVENTS_PAGE = 1000;
 const REFRESH_MS = 1000; // a running job's timeline grows at most this often
 const SPEEDS = [
@@ -169,7 +169,7 @@ class HistoryView {
 
   /** Called on every render of the job page: a running job's timeline grows. */
   update(job) {
-    const running = !["succeeded", "failed", "cancelled"].includes(job.status);
+    const running = !JOB_FINAL.includes(job.status);
     if (running && Date.now() - this.loadedAt > REFRESH_MS) this.loadEvents();
   }
 
