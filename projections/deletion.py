@@ -23,7 +23,7 @@ from eventsourcing.utils import get_topic
 from steptrail.domain.deletion import JobDeletion
 from steptrail.domain.store import JobStore
 from steptrail.projections.database import Cursor, Database
-from steptrail.projections.queries import iso
+from steptrail.projections.isotime import iso
 from steptrail.projections.schema import TRACKING_NAME
 
 PREFILL_PAGE = 500

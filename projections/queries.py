@@ -3,7 +3,6 @@ position of the read model it reflects."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -11,6 +10,7 @@ import orjson
 from steptrail.domain.vocabulary import JOB_STATUSES as JOB_STATUSES  # the API's choices
 from steptrail.domain.vocabulary import LEVEL_NAMES, QUEUED, RUNNING, STEP_FINAL
 from steptrail.projections.database import Cursor, Database, Row
+from steptrail.projections.isotime import iso
 from steptrail.projections.notifier import PositionNotifier
 from steptrail.projections.readmodel import tracking_position
 from steptrail.projections.schema import LEVEL_COLUMNS
@@ -22,12 +22,6 @@ SELECT_LINES = (
     " l.position, s.job_id, s.step_name, s.step_index, s.attempt"
     " FROM lines l JOIN steps s USING (step_job_id)"
 )
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _duration(start: float | None, end: float | None) -> float | None:
