@@ -17,17 +17,13 @@ first would hand a later event a position the projection has already passed.
 Whether the job has ended is decided inside the transaction, from its events
 (the read model may lag behind a retry): a queued or running job is refused.
 
-The SQL is per dialect, one class each (:class:`_SQLiteEvents`,
-:class:`_PostgresEvents`), on eventsourcing's own tables.
+The SQL is the event store's recorder's (domain/recorders.py: ``removal``).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -84,153 +80,6 @@ class Deleted:
     position: int  # the tombstone's store position
 
 
-class _Events(Protocol):
-    """One open event-store transaction."""
-
-    def manager_rows(self, job_id: UUID) -> list[tuple[int, StoredEvent]]:
-        """The job's events as (position, stored event), in version order."""
-
-    def append(self, stored: StoredEvent) -> int:
-        """Store one event; return its position."""
-
-    def remove(self, ids: Sequence[UUID]) -> None:
-        """Remove every event and snapshot of these aggregates."""
-
-
-class _SQLiteEvents:
-    def __init__(self, conn: sqlite3.Connection, events: str, snapshots: str | None) -> None:
-        self.conn = conn
-        self.events = events
-        self.snapshots = snapshots
-
-    def manager_rows(self, job_id: UUID) -> list[tuple[int, StoredEvent]]:
-        rows = self.conn.execute(
-            f"SELECT rowid, originator_version, topic, state FROM {self.events}"
-            " WHERE originator_id = ? ORDER BY originator_version",
-            (job_id.hex,),
-        ).fetchall()
-        return [(r[0], StoredEvent(job_id, r[1], r[2], r[3])) for r in rows]
-
-    def append(self, stored: StoredEvent) -> int:
-        cur = self.conn.execute(
-            f"INSERT INTO {self.events} VALUES (?, ?, ?, ?)",
-            (
-                UUID(str(stored.originator_id)).hex,
-                stored.originator_version,
-                stored.topic,
-                stored.state,
-            ),
-        )
-        return int(cur.lastrowid or 0)
-
-    def remove(self, ids: Sequence[UUID]) -> None:
-        marks = ", ".join("?" * len(ids))
-        for table in (self.events, self.snapshots):
-            if table:
-                self.conn.execute(
-                    f"DELETE FROM {table} WHERE originator_id IN ({marks})", [i.hex for i in ids]
-                )
-
-
-@contextmanager
-def _sqlite_transaction(store: JobStore) -> Iterator[_SQLiteEvents]:
-    """A connection of its own, so the write lock is taken at BEGIN (IMMEDIATE)
-    and held only for this one job."""
-    recorder: Any = store.recorder
-    conn = sqlite3.connect(
-        store.location.events_path, isolation_level=None, timeout=LOCK_TIMEOUT_SECONDS
-    )
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield _SQLiteEvents(conn, recorder.events_table_name, _snapshots_table(store))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-class _PostgresEvents:
-    def __init__(self, cur: Any, recorder: Any, snapshots: str | None) -> None:
-        from psycopg.sql import SQL, Identifier
-
-        self.cur = cur
-        self.sql, self.ident = SQL, Identifier
-        self.schema = recorder.datastore.schema
-        self.events = recorder.events_table_name
-        self.snapshots = snapshots
-
-    def _table(self, name: str) -> Any:
-        return self.sql("{}.{}").format(self.ident(self.schema), self.ident(name))
-
-    def lock(self, channel: str) -> None:
-        """The lock eventsourcing's own inserts take, so commit order is
-        position order; and the wake-up its inserts send."""
-        self.cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
-        self.cur.execute(
-            self.sql("LOCK TABLE {} IN EXCLUSIVE MODE").format(self._table(self.events))
-        )
-        self.cur.execute(self.sql("NOTIFY {}").format(self.ident(channel)))
-
-    def manager_rows(self, job_id: UUID) -> list[tuple[int, StoredEvent]]:
-        self.cur.execute(
-            self.sql(
-                "SELECT notification_id, originator_version, topic, state FROM {}"
-                " WHERE originator_id = %s ORDER BY originator_version"
-            ).format(self._table(self.events)),
-            (job_id,),
-        )
-        return [(r[0], StoredEvent(job_id, r[1], r[2], bytes(r[3]))) for r in self.cur.fetchall()]
-
-    def append(self, stored: StoredEvent) -> int:
-        self.cur.execute(
-            self.sql(
-                "INSERT INTO {} (originator_id, originator_version, topic, state)"
-                " VALUES (%s, %s, %s, %s) RETURNING notification_id"
-            ).format(self._table(self.events)),
-            (stored.originator_id, stored.originator_version, stored.topic, stored.state),
-        )
-        return int(self.cur.fetchone()[0])
-
-    def remove(self, ids: Sequence[UUID]) -> None:
-        for table in (self.events, self.snapshots):
-            if table:
-                self.cur.execute(
-                    self.sql("DELETE FROM {} WHERE originator_id = ANY(%s)").format(
-                        self._table(table)
-                    ),
-                    (list(ids),),
-                )
-
-
-@contextmanager
-def _postgres_transaction(store: JobStore) -> Iterator[_PostgresEvents]:
-    import psycopg
-
-    recorder: Any = store.recorder
-    with (
-        psycopg.connect(store.location.postgres_conninfo()) as conn,
-        conn.transaction(),
-        conn.cursor() as cur,
-    ):
-        events = _PostgresEvents(cur, recorder, _snapshots_table(store))
-        events.lock(recorder.channel_name)
-        yield events
-
-
-def _snapshots_table(store: JobStore) -> str | None:
-    snapshots: Any = store.snapshots
-    return snapshots.recorder.events_table_name if snapshots is not None else None
-
-
-def _transaction(store: JobStore) -> Any:
-    return (
-        _postgres_transaction(store) if store.location.is_postgres else _sqlite_transaction(store)
-    )
-
-
 def _manager(store: JobStore, rows: list[tuple[int, StoredEvent]]) -> Manager | None:
     aggregate: Any = None
     for _, stored in rows:
@@ -248,7 +97,7 @@ def delete_job(
     ``cli``, ``retention``). Raises NotFound, or Conflict for a job that has
     not ended."""
     uid = parse_id(job_id, "job")
-    with _transaction(store) as events:
+    with store.job_recorder.removal(store.snapshots_table, LOCK_TIMEOUT_SECONDS) as events:
         rows = events.manager_rows(uid)
         manager = _manager(store, rows)
         if manager is None:

@@ -10,12 +10,14 @@ the reads that filter on topic take event classes and match both.
 
 from __future__ import annotations
 
+import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
@@ -23,6 +25,19 @@ from psycopg.sql import SQL, Identifier
 from steptrail.domain.aggregates import stored_topics
 
 Statement = TypeVar("Statement")  # what the database's driver executes
+
+
+class EventRemoval(Protocol):
+    """One open write transaction on the events: what deleting a job needs."""
+
+    def manager_rows(self, job_id: UUID) -> list[tuple[int, StoredEvent]]:
+        """The job's events as (position, stored event), in version order."""
+
+    def append(self, stored: StoredEvent) -> int:
+        """Store one event; return its position."""
+
+    def remove(self, ids: Sequence[UUID]) -> None:
+        """Remove every event and snapshot of these aggregates."""
 
 
 class JobRecorder(ABC, Generic[Statement]):
@@ -56,6 +71,14 @@ class JobRecorder(ABC, Generic[Statement]):
     @abstractmethod
     def wake_channel(self) -> str | None:
         """The channel a save is announced on (None: saves announce nothing)."""
+
+    @abstractmethod
+    def removal(
+        self, snapshots_table: str | None, lock_timeout: float
+    ) -> AbstractContextManager[EventRemoval]:
+        """A write transaction, taken at once and in commit order with the
+        library's own saves, that deletes aggregates (domain/deletion.py);
+        their snapshots are in ``snapshots_table``."""
 
     @abstractmethod
     def _originators(
@@ -129,6 +152,59 @@ class SQLiteJobRecorder(SQLiteApplicationRecorder, JobRecorder[str]):
     def _originator_id(self, stored: Any) -> UUID | str:
         return self.convert_originator_id(stored)  # stored as text
 
+    @contextmanager
+    def removal(self, snapshots_table: str | None, lock_timeout: float) -> Iterator[EventRemoval]:
+        """A connection of its own, so the write lock is taken at BEGIN
+        (IMMEDIATE) and held only for this one job."""
+        conn = sqlite3.connect(
+            self.datastore.pool.db_name, isolation_level=None, timeout=lock_timeout
+        )
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteRemoval(conn, self.events_table_name, snapshots_table)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+
+class _SQLiteRemoval:
+    def __init__(self, conn: sqlite3.Connection, events: str, snapshots: str | None) -> None:
+        self.conn = conn
+        self.events = events
+        self.snapshots = snapshots
+
+    def manager_rows(self, job_id: UUID) -> list[tuple[int, StoredEvent]]:
+        rows = self.conn.execute(
+            f"SELECT rowid, originator_version, topic, state FROM {self.events}"
+            " WHERE originator_id = ? ORDER BY originator_version",
+            (job_id.hex,),
+        ).fetchall()
+        return [(r[0], StoredEvent(job_id, r[1], r[2], r[3])) for r in rows]
+
+    def append(self, stored: StoredEvent) -> int:
+        cur = self.conn.execute(
+            f"INSERT INTO {self.events} VALUES (?, ?, ?, ?)",
+            (
+                UUID(str(stored.originator_id)).hex,
+                stored.originator_version,
+                stored.topic,
+                stored.state,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def remove(self, ids: Sequence[UUID]) -> None:
+        for table in (self.events, self.snapshots):
+            if table:
+                self.conn.execute(
+                    f"DELETE FROM {table} WHERE originator_id IN ({_marks(ids)})",
+                    [i.hex for i in ids],
+                )
+
 
 def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
@@ -174,3 +250,62 @@ class PostgresJobRecorder(PostgresApplicationRecorder, JobRecorder[SQL]):
     def _originator_id(self, stored: Any) -> UUID | str:
         originator_id: UUID = stored  # psycopg reads a uuid column as a UUID
         return originator_id
+
+    @contextmanager
+    def removal(self, snapshots_table: str | None, lock_timeout: float) -> Iterator[EventRemoval]:
+        with self.datastore.transaction(commit=True) as cur:
+            cur.execute(SQL("SET LOCAL lock_timeout = {}").format(f"{lock_timeout:g}s"))
+            removal = _PostgresRemoval(cur, self.datastore.schema, self.events_table_name)
+            removal.snapshots = snapshots_table
+            # the lock the library's own inserts take, so commit order is
+            # position order; and the wake-up its inserts send
+            cur.execute(
+                SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(removal.table(removal.events))
+            )
+            cur.execute(SQL("NOTIFY {}").format(Identifier(self.channel_name)))
+            yield removal
+
+
+class _PostgresRemoval:
+    def __init__(self, cur: Any, schema: str, events: str) -> None:
+        self.cur = cur
+        self.schema = schema
+        self.events = events
+        self.snapshots: str | None = None
+
+    def table(self, name: str) -> Any:
+        return SQL("{}.{}").format(Identifier(self.schema), Identifier(name))
+
+    def manager_rows(self, job_id: UUID) -> list[tuple[int, StoredEvent]]:
+        self.cur.execute(
+            SQL(
+                "SELECT notification_id, originator_version, topic, state FROM {}"
+                " WHERE originator_id = %s ORDER BY originator_version"
+            ).format(self.table(self.events)),
+            (job_id,),
+        )
+        return [
+            (
+                r["notification_id"],
+                StoredEvent(job_id, r["originator_version"], r["topic"], bytes(r["state"])),
+            )
+            for r in self.cur.fetchall()
+        ]
+
+    def append(self, stored: StoredEvent) -> int:
+        self.cur.execute(
+            SQL(
+                "INSERT INTO {} (originator_id, originator_version, topic, state)"
+                " VALUES (%s, %s, %s, %s) RETURNING notification_id"
+            ).format(self.table(self.events)),
+            (stored.originator_id, stored.originator_version, stored.topic, stored.state),
+        )
+        return int(self.cur.fetchone()["notification_id"])
+
+    def remove(self, ids: Sequence[UUID]) -> None:
+        for table in (self.events, self.snapshots):
+            if table:
+                self.cur.execute(
+                    SQL("DELETE FROM {} WHERE originator_id = ANY(%s)").format(self.table(table)),
+                    (list(ids),),
+                )

@@ -33,12 +33,19 @@ class SecretsUnavailable(RuntimeError):
 
 
 class _Connection(Protocol):
+    """The secrets table on one database: its parameter mark and blob type."""
+
+    mark: str
+    blob: str
+
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
     def close(self) -> None: ...
 
 
 class _SQLite:
+    mark, blob = "?", "BLOB"
+
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
@@ -52,12 +59,14 @@ class _SQLite:
 
 
 class _Postgres:
+    mark, blob = "%s", "BYTEA"
+
     def __init__(self, conninfo: str, schema: str) -> None:
         self._conninfo = f"{conninfo} options='-c search_path={schema}'"
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
-            cur = conn.execute(sql.replace("?", "%s"), params)
+            cur = conn.execute(sql, params)
             return cur.fetchall() if cur.description else []
 
     def close(self) -> None:
@@ -72,14 +81,12 @@ class SecretStore:
         if location.is_postgres:
             params = location.postgres_params()
             self._conn = _Postgres(location.postgres_conninfo(), params["schema"])
-            blob = "BYTEA"
         else:
             location.data_dir.mkdir(parents=True, exist_ok=True)
             self._conn = _SQLite(location.data_dir / "secrets.sqlite")
-            blob = "BLOB"
         self._conn.run(
             "CREATE TABLE IF NOT EXISTS secrets (job_id TEXT NOT NULL, name TEXT NOT NULL,"
-            f" token {blob} NOT NULL, PRIMARY KEY (job_id, name))"
+            f" token {self._conn.blob} NOT NULL, PRIMARY KEY (job_id, name))"
         )
 
     def _cipher(self) -> Fernet:
@@ -109,14 +116,18 @@ class SecretStore:
         if not values:
             return  # most jobs have none: no key needed
         cipher = self._cipher()
+        m = self._conn.mark
         for name, value in values.items():
             token = cipher.encrypt(value.encode())
             self._conn.run(
-                "INSERT INTO secrets (job_id, name, token) VALUES (?, ?, ?)", (job_id, name, token)
+                f"INSERT INTO secrets (job_id, name, token) VALUES ({m}, {m}, {m})",
+                (job_id, name, token),
             )
 
     def values(self, job_id: str) -> dict[str, str]:
-        rows = self._conn.run("SELECT name, token FROM secrets WHERE job_id = ?", (job_id,))
+        rows = self._conn.run(
+            f"SELECT name, token FROM secrets WHERE job_id = {self._conn.mark}", (job_id,)
+        )
         if not rows:
             return {}
         cipher = self._cipher()
@@ -128,7 +139,7 @@ class SecretStore:
             ) from None
 
     def forget(self, job_id: str) -> None:
-        self._conn.run("DELETE FROM secrets WHERE job_id = ?", (job_id,))
+        self._conn.run(f"DELETE FROM secrets WHERE job_id = {self._conn.mark}", (job_id,))
 
     def close(self) -> None:
         self._conn.close()

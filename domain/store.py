@@ -165,6 +165,12 @@ class JobStore(Application[UUID]):
         assert isinstance(recorder, JobRecorder), "APPLICATION_RECORDER_TOPIC names it"
         return recorder
 
+    @property
+    def snapshots_table(self) -> str | None:
+        """Where the library keeps snapshots (None: it keeps none)."""
+        snapshots: Any = self.snapshots
+        return snapshots.recorder.events_table_name if snapshots is not None else None
+
     def on_saved(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(max_position)`` after every save made in this process."""
         with self._listeners_lock:
