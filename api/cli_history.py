@@ -39,21 +39,23 @@ class Unusable(Exception):
     """The data directory or store cannot be used: exit status 2."""
 
 
-def _location(args: argparse.Namespace) -> StoreLocation:
+def store_location(args: argparse.Namespace) -> StoreLocation:
+    """The store the command names, refused (Unusable) when its event file is
+    missing or damaged."""
     location = parse_store(args.store, args.data_dir)
-    if not location.is_postgres and not location.events_path.exists():
-        raise Unusable(f"no event store at {location.events_path}")
+    if not location.is_postgres:
+        if not location.events_path.exists():
+            raise Unusable(f"no event store at {location.events_path}")
+        try:
+            check_event_file(location.events_path)
+        except StoreDamaged as e:
+            raise Unusable(str(e)) from None
     return location
 
 
 @contextmanager
 def _store(args: argparse.Namespace) -> Iterator[JobStore]:
-    location = _location(args)
-    if not location.is_postgres:
-        try:
-            check_event_file(location.events_path)
-        except StoreDamaged as e:
-            raise Unusable(str(e)) from None
+    location = store_location(args)
     store = JobStore(location)
     try:
         yield store
@@ -206,7 +208,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
             return 3
 
 
-def _guarded(fn: Any) -> Any:
+def guarded(fn: Any) -> Any:
     """Known failures become one line on stderr and an exit status."""
 
     def run(args: argparse.Namespace) -> int:
@@ -230,13 +232,13 @@ def register(sub: Any, default_url: str) -> None:
     events.add_argument("--lines", action="store_true", help="print StepLogged lines too")
     events.add_argument("--after", type=int, default=0, help="start after this position")
     add_store_args(events)
-    events.set_defaults(fn=_guarded(cmd_events))
+    events.set_defaults(fn=guarded(cmd_events))
 
     rebuild = sub.add_parser(
         "rebuild", help="rebuild the read model from the events (a running server keeps serving)"
     )
     add_store_args(rebuild)
-    rebuild.set_defaults(fn=_guarded(cmd_rebuild))
+    rebuild.set_defaults(fn=guarded(cmd_rebuild))
 
     verify_ = sub.add_parser(
         "verify", help="compare the read model with a rebuild; exit 1 on any difference"
@@ -249,7 +251,7 @@ def register(sub: Any, default_url: str) -> None:
         metavar="SECONDS",
         help="how long a read model behind the store may take to catch up (default 5)",
     )
-    verify_.set_defaults(fn=_guarded(cmd_verify))
+    verify_.set_defaults(fn=guarded(cmd_verify))
 
     tail = sub.add_parser(
         "tail", help="follow a job's lines live (through a server) until the job ends"
@@ -271,4 +273,4 @@ def register(sub: Any, default_url: str) -> None:
         default=os.environ.get("STEPTRAIL_COLOR", "auto"),
         help="keep the lines' colours: auto (on a terminal), always or never",
     )
-    tail.set_defaults(fn=_guarded(cmd_tail))
+    tail.set_defaults(fn=guarded(cmd_tail))

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from steptrail.api.cli_history import Unusable, _guarded, _location
+from steptrail.api.cli_history import Unusable, guarded, store_location
 from steptrail.api.cli_options import add_store_args
 from steptrail.api.retention import Remover, parse_duration, reclaim
 from steptrail.domain.commands import Conflict
@@ -34,7 +34,7 @@ from steptrail.domain.reclaim import Reclaimed
 from steptrail.domain.secrets import SecretStore
 from steptrail.domain.store import JobStore, StoreLocation
 from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
-from steptrail.projections.integrity import StoreDamaged, check_event_file, open_sqlite_readmodel
+from steptrail.projections.integrity import open_sqlite_readmodel
 from steptrail.projections.postgres_live import ProjectorLock
 from steptrail.projections.readmodel import ReadModel, StaleBatch
 from steptrail.projections.rebuild import catch_up, wait_for_position
@@ -88,12 +88,7 @@ def _catch_up(store: JobStore, readmodel: ReadModel) -> None:
 
 @contextmanager
 def _session(args: argparse.Namespace) -> Iterator[Session]:
-    location = _location(args)
-    if not location.is_postgres:
-        try:
-            check_event_file(location.events_path)
-        except StoreDamaged as e:
-            raise Unusable(str(e)) from None
+    location = store_location(args)
     itself, lock = _projects_itself(location)
     store = JobStore(location)
     db: Database | None = None
@@ -182,7 +177,7 @@ def register(sub: Any) -> None:
     )
     delete.add_argument("job_id")
     add_store_args(delete)
-    delete.set_defaults(fn=_guarded(cmd_delete))
+    delete.set_defaults(fn=guarded(cmd_delete))
 
     prune = sub.add_parser("prune", help="delete every job that ended longer ago than a duration")
     prune.add_argument(
@@ -192,4 +187,4 @@ def register(sub: Any) -> None:
         help="like 30d, 12h, 90m (units s, m, h, d, w), counted from when the job ended",
     )
     add_store_args(prune)
-    prune.set_defaults(fn=_guarded(cmd_prune))
+    prune.set_defaults(fn=guarded(cmd_prune))

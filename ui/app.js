@@ -678,13 +678,15 @@ async function showUnapplied() {
 }
 
 // Light, dark, or as the system says (prefers-color-scheme); kept per browser.
+// The page always carries the theme in effect (html[data-theme]), so the
+// stylesheet names the dark colours once.
 const THEMES = ["auto", "dark", "light"];
 const THEME_KEY = "steptrail.theme";
+const SYSTEM_DARK = matchMedia("(prefers-color-scheme: dark)");
 
 function setTheme(theme) {
-  const root = document.documentElement;
-  if (theme === "auto") delete root.dataset.theme;
-  else root.dataset.theme = theme;
+  const dark = theme === "dark" || (theme === "auto" && SYSTEM_DARK.matches);
+  document.documentElement.dataset.theme = dark ? "dark" : "light";
   localStorage.setItem(THEME_KEY, theme);
   const button = $("theme");
   button.textContent = { auto: "◐ auto", dark: "☾ dark", light: "☀ light" }[theme];
@@ -693,6 +695,7 @@ function setTheme(theme) {
 
 async function start() {
   setTheme(localStorage.getItem(THEME_KEY) || "auto");
+  SYSTEM_DARK.addEventListener("change", () => setTheme(localStorage.getItem(THEME_KEY) || "auto"));
   $("theme").onclick = () => {
     const now = localStorage.getItem(THEME_KEY) || "auto";
     setTheme(THEMES[(THEMES.indexOf(now) + 1) % THEMES.length]);
