@@ -86,6 +86,7 @@ def create_app(
             ApiRoute("GET", STREAM_PATH, stream),
             Mount("/ui", StaticFiles(directory=UI_DIR), name="ui"),
         ],
+        # Starlette types a handler as taking any Exception; ours take their own kind
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=_middleware(token, policy or Policy()),
         lifespan=lifespan,

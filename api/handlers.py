@@ -20,7 +20,8 @@ T = TypeVar("T")
 
 
 def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    rt: Runtime = request.app.state.runtime
+    return rt
 
 
 async def in_thread(fn: Callable[..., T], *args: Any) -> T:

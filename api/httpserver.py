@@ -29,6 +29,8 @@ class HeadTimeoutProtocol(H11Protocol):
         self.head_timeout = head_timeout
         self.head_timer: asyncio.TimerHandle | None = None
 
+    # uvicorn narrows the transport to asyncio.Transport, as we do; typeshed's
+    # base class says BaseTransport
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._await_head()
@@ -68,6 +70,8 @@ def server_config(
         port=port,
         log_level="warning",
         timeout_graceful_shutdown=3,
+        # uvicorn annotates an int but uses the value as asyncio's float delay
         timeout_keep_alive=keep_alive,  # type: ignore[arg-type]
+        # uvicorn calls ``http`` as a protocol factory; it annotates a class
         http=partial(HeadTimeoutProtocol, head_timeout=head_timeout),  # type: ignore[arg-type]
     )

@@ -96,7 +96,8 @@ class Tail:
             if r.status_code == 404:
                 raise JobNotFound(r.json()["error"]["message"])
             r.raise_for_status()
-            return r.json()  # type: ignore[no-any-return]
+            job: dict[str, Any] = r.json()
+            return job
 
     def _messages(self, step_job_id: str | None) -> Generator[tuple[str, Any]]:
         """The stream from the cursor on; after a drop, again from the last id."""

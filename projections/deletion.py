@@ -125,7 +125,8 @@ def job_row(db: Database, job_id: str) -> dict[str, Any] | None:
         cur.execute(
             "SELECT job_id, job_no, status, created_at FROM jobs WHERE job_id = ?", (job_id,)
         )
-        return cur.fetchone()  # type: ignore[no-any-return]
+        row: dict[str, Any] | None = cur.fetchone()
+        return row
 
 
 def ended_before(db: Database, finished_before: float, limit: int) -> list[str]:
