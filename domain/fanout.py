@@ -135,7 +135,7 @@ def close_children(store: JobStore, parent_step_job_id: str, status: str, reason
         return 0
     closed = 0
     for child_id in children_of(parent):
-        child = _get(store, child_id)
+        child = _get(store, UUID(child_id))
         if child is None or child.status in STEP_FINAL:
             continue
         child.complete(status, reason)
