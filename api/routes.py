@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from steptrail.api.endpoint import ApiRoute, Args, operation
+from steptrail.api.fanout_routes import FANOUT_ROUTES
 from steptrail.api.handlers import existing, in_thread, runtime
 from steptrail.api.history import HISTORY_ROUTES
 from steptrail.api.jsonresponse import json_response
@@ -263,6 +264,7 @@ def _attachment(name: str) -> str:
     query("job_id", Text(), "only this job's lines"),
     query("step_job_id", Text(), "only this step job's lines"),
     query("step_name", Text(), "only lines of steps with this name"),
+    query("parent_step_job_id", Text(), "only lines of this step's children"),
     LEVEL,
     TEXT,
     query("since", Time(), "lines at or after this time: ISO 8601 with a zone, or epoch seconds"),
@@ -278,6 +280,7 @@ async def all_logs(request: Request, args: Args) -> Response:
         job_id=args["job_id"],
         step_job_id=args["step_job_id"],
         step_name=args["step_name"],
+        parent_step_job_id=args["parent_step_job_id"],
         min_level=args["level"],
         q=args["q"],
         since=args["since"],
@@ -302,4 +305,5 @@ ROUTES = [
     ApiRoute("GET", "/api/steps/{step_job_id}/logs/download", download_step_logs),
     ApiRoute("GET", "/api/logs", all_logs),
     *HISTORY_ROUTES,
+    *FANOUT_ROUTES,
 ]

@@ -16,6 +16,7 @@ from typing import Any
 
 from steptrail.domain.aggregates import PENDING, QUEUED, RUNNING, STEP_FINAL
 from steptrail.domain.definitions import PARAM_TYPES
+from steptrail.projections.fanout_schema import CHILD_STATUSES
 from steptrail.projections.queries import JOB_STATUSES
 from steptrail.projections.schema import LEVEL_COLUMNS
 
@@ -58,6 +59,39 @@ def ref(name: str) -> Schema:
 LEVEL_NAMES = [level.lower() for level in LEVEL_COLUMNS]
 STEP_STATUSES = [PENDING, QUEUED, RUNNING, *STEP_FINAL]
 
+# Fan-out (domain/fanout.py): where a child belongs, a parent's roll-up.
+CHILD_PLACE: dict[str, Schema] = {
+    "parent_step_job_id": maybe(ID),  # null: a step of the job, not a child
+    "child_index": maybe(INTEGER),
+}
+_LEVEL_COUNTS = obj({**dict.fromkeys(LEVEL_NAMES, INTEGER), "total": INTEGER})
+ROLLUP = obj(
+    {
+        "total": INTEGER,
+        "by_status": obj(dict.fromkeys(CHILD_STATUSES, INTEGER)),
+        "ended": INTEGER,
+        "fraction": NUMBER,
+        "counts": _LEVEL_COUNTS,
+    }
+)
+_CHILD = obj(
+    {
+        "id": ID,
+        "map": INTEGER,
+        "index": INTEGER,
+        "label": STRING,
+        "attempt": INTEGER,
+        "status": {"type": "string", "enum": list(CHILD_STATUSES)},
+        "worker_id": maybe(STRING),
+        "counts": _LEVEL_COUNTS,
+        "started_at": maybe(TIME),
+        "finished_at": maybe(TIME),
+        "duration_seconds": maybe(NUMBER),
+        "error": maybe(STRING),
+        "position": POSITION,
+    }
+)
+
 _LINE = obj(
     {
         "job_id": ID,
@@ -72,6 +106,7 @@ _LINE = obj(
         "logger": STRING,
         "fields": ANY_OBJECT,
         "position": POSITION,
+        **CHILD_PLACE,
     }
 )
 
@@ -101,6 +136,8 @@ _STEP = obj(
         "error": maybe(STRING),
         "traceback": maybe(STRING),
         "position": maybe(POSITION),
+        **CHILD_PLACE,
+        "children": maybe(ROLLUP),
     }
 )
 
@@ -215,6 +252,15 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "Line": _LINE,
     "Step": _STEP,
+    "ChildPage": obj(
+        {
+            "step": _STEP,
+            "children": array(_CHILD),
+            "next_after": maybe(STRING),
+            "total": INTEGER,
+            "position": POSITION,
+        }
+    ),
     "Job": obj(_JOB_FIELDS),
     "JobWithSteps": obj({**_JOB_FIELDS, "steps": array(_STEP)}),
     "JobPage": obj(

@@ -157,6 +157,16 @@ class StepJob(Aggregate):
         StepStarted: ClassVar[type[Any]]
         StepProgress: ClassVar[type[Any]]
         StepCompleted: ClassVar[type[Any]]
+        ChildStarted: ClassVar[type[Any]]
+        ResultStored: ClassVar[type[Any]]
+        ChildrenQueued: ClassVar[type[Any]]
+        # A child's (set by ChildQueued and after; see parent_of, children_of)
+        child_index: int
+        map_no: int
+        label: str
+        function: str
+        item_json: str
+        result_json: str | None
 
     @staticmethod
     def create_id(manager_id: str, step_index: int, attempt: int, **_: Any) -> UUID:
@@ -243,3 +253,90 @@ class StepJob(Aggregate):
         self.status = status
         self.error = error
         self.traceback = traceback
+
+    # Fan-out (domain/fanout.py): a step's children are step jobs too, created
+    # queued by their parent and started by whichever process claims them.
+
+    class ChildQueued(Aggregate.Created):
+        """A child step job, created queued: the item it runs and where it
+        belongs. Its fields after ``worker_id`` are the child's alone."""
+
+        manager_id: str
+        step_name: str
+        step_index: int
+        attempt: int
+        worker_id: str | None
+        parent_step_job_id: str
+        child_index: int
+        map_no: int
+        label: str
+        function: str
+        item_json: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = QUEUED
+            aggregate.parent_step_job_id = self.parent_step_job_id
+            aggregate.child_index = self.child_index
+            aggregate.map_no = self.map_no
+            aggregate.label = self.label
+            aggregate.function = self.function
+            aggregate.item_json = self.item_json
+            aggregate.result_json = None
+
+    @classmethod
+    def queue_child(
+        cls, parent: StepJob, map_no: int, child_index: int, attempt: int, **child: str
+    ) -> StepJob:
+        """A queued child of ``parent`` (``child``: label, function, item_json)."""
+        return cls._create(
+            cls.ChildQueued,
+            id=child_job_id_for(parent.manager_id, parent.step_index, map_no, child_index, attempt),
+            manager_id=parent.manager_id,
+            step_name=parent.step_name,
+            step_index=parent.step_index,
+            attempt=attempt,
+            worker_id=None,
+            parent_step_job_id=str(parent.id),
+            child_index=child_index,
+            map_no=map_no,
+            **child,
+        )
+
+    @event("ChildStarted")
+    def claim(self, worker_id: str) -> None:
+        """A queued child starts: saved at the version read, so one claim wins."""
+        self.status = RUNNING
+        self.worker_id = worker_id
+
+    @event("ResultStored")
+    def store_result(self, result_json: str) -> None:
+        self.result_json = result_json
+
+    @event("ChildrenQueued")
+    def children_queued(self, child_ids: list[str]) -> None:
+        """This step queued these children (to close them if it is abandoned)."""
+        self.child_ids = [*children_of(self), *child_ids]
+
+
+def parent_of(step: StepJob) -> str | None:
+    """The step a child belongs to; None for a step of the job (steps stored
+    before fan-out existed have no such attribute, even in snapshots)."""
+    parent: str | None = getattr(step, "parent_step_job_id", None)
+    return parent
+
+
+def children_of(step: StepJob) -> list[str]:
+    """Every child step job id this step queued, in order."""
+    ids: list[str] = getattr(step, "child_ids", [])
+    return ids
+
+
+def child_job_id_for(
+    manager_id: UUID | str, step_index: int, map_no: int, child_index: int, attempt: int
+) -> UUID:
+    """Deterministic, and independent of the parent's attempt: a retried step
+    finds the children its earlier attempts ran (and keeps their results)."""
+    return uuid5(
+        UUID(str(manager_id)),
+        f"step:{step_index}:map:{map_no}:child:{child_index}:attempt:{attempt}",
+    )

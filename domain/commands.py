@@ -7,6 +7,7 @@ step bookkeeping never overwrite each other.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -26,9 +27,11 @@ from steptrail.domain.aggregates import (
     SUCCEEDED,
     Manager,
     StepJob,
+    parent_of,
     step_job_id_for,
 )
 from steptrail.domain.definitions import MASK, DefinitionError, Registry
+from steptrail.domain.fanout import close_children
 from steptrail.domain.secrets import SecretStore
 from steptrail.domain.store import JobStore
 
@@ -215,7 +218,15 @@ class JobCommands:
             step = get_step(self.store, step_job_id)
             if step.status == RUNNING and step.modified_on.timestamp() >= changed_before:
                 return
+            if parent_of(step) is not None:  # a child: its step decides what it means
+                if step.status == RUNNING:
+                    step.complete(ABANDONED, reason)
+                    with contextlib.suppress(IntegrityError):  # its runner wrote first
+                        self.store.save(step)
+                return
             if step.status == RUNNING:
+                # Its children first: a step ends only after all of its children.
+                close_children(self.store, step_job_id, ABANDONED, reason)
                 step.complete(ABANDONED, reason)
                 try:
                     self.store.save(step)

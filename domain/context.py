@@ -8,15 +8,17 @@ in the step's thread, in its asyncio tasks, or in threads it starts with
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from steptrail.domain.values import safe_str
 
 if TYPE_CHECKING:
+    from steptrail.domain.fanout import FanOutHost
     from steptrail.domain.steprecorder import StepRecorder
 
 current_step: contextvars.ContextVar[StepRecorder | None] = contextvars.ContextVar(
@@ -56,6 +58,7 @@ class StepContext:
         definition: str,
         params: dict[str, Any],
         cancel_event: threading.Event,
+        host: FanOutHost | None = None,
     ) -> None:
         step = recorder.step
         self.job_id = step.manager_id
@@ -67,6 +70,8 @@ class StepContext:
         self.log = StepLogger(logging.getLogger(f"{definition}.{step.step_name}"), {})
         self._recorder = recorder
         self._cancel_event = cancel_event
+        self._definition = definition
+        self._host = host
 
     def progress(self, current: float, total: float | None = None, message: str = "") -> None:
         """Report how far the step is. Values that are not finite numbers are
@@ -93,6 +98,43 @@ class StepContext:
 
     def skip(self, reason: str = "") -> None:
         raise SkipStep(reason)
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        items: Iterable[Any],
+        concurrency: int = 4,
+        *,
+        retries: int = 0,
+        max_failures: int = 0,
+    ) -> list[Any]:
+        """Run ``fn(child_ctx, item)`` for every item as a child step job (its
+        own lines, counts, progress and status), at most ``concurrency`` at
+        once, and return the results in item order. ``fn`` is a module-level
+        function of a jobs module; items and results are JSON values. A child
+        that fails is run again up to ``retries`` times; when more than
+        ``max_failures`` children fail, the step fails naming them (the
+        results of tolerated failures are None). See domain/fanout.py."""
+        from steptrail.domain.fanout import FanOut
+
+        if self._host is None:
+            raise RuntimeError("ctx.map runs only in a step run by a worker")
+        fan_out = FanOut(self._host, self._recorder, self._definition, self.params)
+        return fan_out.run(fn, items, concurrency, retries, max_failures, self._cancel_event)
+
+    async def amap(
+        self,
+        fn: Callable[..., Any],
+        items: Iterable[Any],
+        concurrency: int = 4,
+        *,
+        retries: int = 0,
+        max_failures: int = 0,
+    ) -> list[Any]:
+        """:meth:`map` for async steps: the loop goes on while children run."""
+        return await asyncio.to_thread(
+            self.map, fn, items, concurrency, retries=retries, max_failures=max_failures
+        )
 
     def thread(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> threading.Thread:
         """Start a thread whose log lines land in this step."""

@@ -39,6 +39,7 @@ from steptrail.domain.commands import (
     update_manager,
 )
 from steptrail.domain.definitions import DefinitionError, JobDefinition
+from steptrail.domain.fanout import close_children
 from steptrail.domain.steprun import StepRequest, StepResult
 from steptrail.domain.values import describe_exception
 from steptrail.domain.worker import WorkerSpec
@@ -46,6 +47,11 @@ from steptrail.domain.workerpool import WorkerProcess
 
 log = logging.getLogger("steptrail.orchestrator")
 MAX_STORE_RETRY_DELAY = 2.0  # seconds between tries of a save the store refused
+
+
+def _children_end(step_status: str) -> str:
+    """How a step's unended children end when the step ends without them."""
+    return CANCELLED if step_status == CANCELLED else ABANDONED
 
 
 class WorkSource(Protocol):
@@ -282,6 +288,10 @@ class Orchestrator:
         result = worker.run(request, cancel_event, self._stop, timeout, self.cancel_grace)
         if result.lost:
             return None
+        if result.status != SUCCEEDED:  # its process may have left children unended
+            close_children(
+                self.store, str(step.id), _children_end(result.status), result.error or ""
+            )
         retry = result.retryable and step.attempt < definition.max_attempts
         return self._record_outcome(job_id, definition, str(step.id), index, result, retry)
 

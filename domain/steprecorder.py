@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from steptrail.domain.aggregates import StepJob
@@ -70,6 +71,7 @@ class StepRecorder:
         self._last_progress_at = time.monotonic()
         self._warned: set[str] = set()
         self.masker = Masker()  # secrets of this step: masked in every later line
+        self.maps_started = 0  # ctx.map calls so far (domain/fanout.py numbers them)
 
     @property
     def stopped(self) -> bool:
@@ -141,6 +143,20 @@ class StepRecorder:
             if self.failure is not None:
                 self.unstored += len(self._buffer)
                 self._buffer.clear()
+
+    def save_along(self, *others: Aggregate) -> None:
+        """Save other aggregates (a step's queued children) in the same
+        transaction as this step's pending events, its lines so far first."""
+        with self._lock:
+            if self.stopped:
+                raise RuntimeError(self.failure or "the step is no longer stored")
+            self._take_buffered_lines()
+            try:
+                self.store.save(self.step, *others)
+            except Exception as e:
+                self._store_failed(e)
+                raise
+            self._unsaved = []
 
     def _take_buffered_lines(self) -> None:
         take = self._buffer.popleft

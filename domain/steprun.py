@@ -15,13 +15,16 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from steptrail.domain.aggregates import CANCELLED, FAILED, SKIPPED, SUCCEEDED
 from steptrail.domain.context import Cancelled, SkipStep, StepContext, current_step
 from steptrail.domain.definitions import JobDefinition
 from steptrail.domain.steprecorder import StepRecorder
 from steptrail.domain.values import describe_exception, format_traceback, text
+
+if TYPE_CHECKING:
+    from steptrail.domain.fanout import FanOutHost
 
 T = TypeVar("T")
 
@@ -56,11 +59,12 @@ def run_step(
     params: dict[str, Any],
     cancel_event: threading.Event,
     index: int,
+    host: FanOutHost | None = None,
 ) -> StepResult:
     """Run the step function, store every line it logged, and say how it ended."""
     for value in definition.secret_values(params).values():
         recorder.masker.add(value)
-    status, error, tb = _call(recorder, definition, params, cancel_event, index)
+    status, error, tb = _call(recorder, definition, params, cancel_event, index, host)
     recorder.close()
     if recorder.masker:  # the error and traceback may quote a secret too
         error = recorder.masker.text(error) if error else error
@@ -81,23 +85,37 @@ def _call(
     params: dict[str, Any],
     cancel_event: threading.Event,
     index: int,
+    host: FanOutHost | None = None,
 ) -> tuple[str, str | None, str | None]:
     step = definition.steps[index]
+
+    def body() -> Any:
+        ctx = StepContext(recorder, definition.name, dict(params), cancel_event, host)
+        return step.fn(ctx)
+
+    status, error, tb, _ = guarded_call(recorder, body, f"{definition.name}.{step.name}")
+    return status, error, tb
+
+
+def guarded_call(
+    recorder: StepRecorder, body: Callable[[], Any], logger_name: str
+) -> tuple[str, str | None, str | None, Any]:
+    """Call ``body`` as the step of ``recorder`` (its logging lands there) and
+    say how it ended: (status, error, traceback, the value it returned)."""
     token = current_step.set(recorder)
     try:
-        ctx = StepContext(recorder, definition.name, dict(params), cancel_event)
-        result = step.fn(ctx)
+        result = body()
         if inspect.isawaitable(result):
-            asyncio.run(_await(result))
-        return SUCCEEDED, None, None
+            result = asyncio.run(_await(result))
+        return SUCCEEDED, None, None, result
     except Cancelled:
-        return CANCELLED, "cancelled", None
+        return CANCELLED, "cancelled", None, None
     except SkipStep as e:
-        return SKIPPED, text(e) or None, None
+        return SKIPPED, text(e) or None, None, None
     except BaseException as e:
         error = describe_exception(e)
-        logging.getLogger(f"{definition.name}.{step.name}").exception("step failed: %s", error)
-        return FAILED, error, format_traceback(e)
+        logging.getLogger(logger_name).exception("step failed: %s", error)
+        return FAILED, error, format_traceback(e), None
     finally:
         current_step.reset(token)
 

@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -26,6 +27,7 @@ from steptrail.domain.aggregates import FAILED
 from steptrail.domain.builtin_jobs import load_registry
 from steptrail.domain.commands import get_step
 from steptrail.domain.definitions import Registry
+from steptrail.domain.fanout import FanOutHost
 from steptrail.domain.logbridge import install as install_log_bridge
 from steptrail.domain.steprecorder import Flusher, StepRecorder
 from steptrail.domain.steprun import StepRequest, StepResult, run_step
@@ -66,6 +68,7 @@ class Worker:
         self.flusher = Flusher()
         self.flusher.start()
         self._cancel = threading.Event()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"  # what children record
         self._requests: queue.Queue[tuple[StepRequest, threading.Event]] = queue.Queue()
 
     def serve(self) -> None:
@@ -102,7 +105,8 @@ class Worker:
         recorder = StepRecorder(self.store, step, self.flusher.wake)
         self.flusher.add(recorder)
         try:
-            return run_step(recorder, definition, request.params, cancel, request.index)
+            host = FanOutHost(self.store, self.flusher, self.worker_id)
+            return run_step(recorder, definition, request.params, cancel, request.index, host)
         finally:
             self.flusher.remove(recorder)
 

@@ -22,7 +22,7 @@ from steptrail.domain.aggregates import Manager, StepJob
 from steptrail.domain.deletion import JobDeletion
 from steptrail.domain.values import storable_text
 from steptrail.domain.vocabulary import PENDING, QUEUED, RUNNING, SKIPPED
-from steptrail.projections import storable
+from steptrail.projections import fanout, storable
 from steptrail.projections.database import Cursor, is_database_failure
 from steptrail.projections.deletion import NEXT_JOB_NUMBER, job_deleted
 from steptrail.projections.schema import LEVEL_COLUMNS, MARK_COLUMNS, TRACKING_NAME
@@ -252,9 +252,11 @@ HANDLERS: dict[type, Callable[[_Batch, int, Any], None]] = {
     Manager.ManagerCompleted: _Batch.manager_completed,
     Manager.ManagerRetried: _Batch.manager_retried,
     StepJob.StepStarted: _Batch.step_started,
-    StepJob.StepLogged: _Batch.step_logged,
+    StepJob.StepLogged: fanout.step_logged,
     StepJob.StepProgress: _Batch.step_progress,
-    StepJob.StepCompleted: _Batch.step_completed,
+    StepJob.StepCompleted: fanout.step_completed,
+    StepJob.ChildQueued: fanout.child_queued,
+    StepJob.ChildStarted: fanout.child_started,
     JobDeletion.JobDeleted: job_deleted,
 }
 

@@ -10,6 +10,12 @@ import orjson
 from steptrail.domain.vocabulary import JOB_STATUSES as JOB_STATUSES  # the API's choices
 from steptrail.domain.vocabulary import LEVEL_NAMES, QUEUED, RUNNING, STEP_FINAL
 from steptrail.projections.database import Cursor, Database, Row
+from steptrail.projections.fanout_queries import (
+    child_json,
+    children_json,
+    children_page,
+    parse_cursor,
+)
 from steptrail.projections.isotime import iso
 from steptrail.projections.notifier import PositionNotifier
 from steptrail.projections.readmodel import tracking_position
@@ -19,7 +25,8 @@ from steptrail.projections.storable import number
 # Lines with every context field (what line_json renders), for any WHERE clause.
 SELECT_LINES = (
     "SELECT l.line_id, l.step_job_id, l.seq, l.ts, l.levelno, l.logger, l.message, l.fields,"
-    " l.position, s.job_id, s.step_name, s.step_index, s.attempt"
+    " l.position, s.job_id, s.step_name, s.step_index, s.attempt,"
+    " s.parent_step_job_id, s.child_index"
     " FROM lines l JOIN steps s USING (step_job_id)"
 )
 
@@ -42,6 +49,7 @@ def line_json(r: Row) -> dict[str, Any]:
         "logger": r["logger"],
         "fields": orjson.loads(r["fields"]) if r["fields"] else {},
         "position": r["position"],
+        **child_json(r),
     }
 
 
@@ -54,6 +62,9 @@ def _progress(r: Row) -> tuple[float, float | None]:
 def step_json(r: Row) -> dict[str, Any]:
     counts = {level.lower(): r[col] for level, col in LEVEL_COLUMNS.items()}
     current, total = _progress(r)
+    children = children_json(r)
+    if children is not None and total is None:  # a fan-out's progress: its children's
+        current, total = children["ended"], children["total"]
     return {
         "id": r["step_job_id"],
         "job_id": r["job_id"],
@@ -77,6 +88,8 @@ def step_json(r: Row) -> dict[str, Any]:
         "error": r["error"],
         "traceback": r["traceback"],
         "position": r["position"],
+        **child_json(r),
+        "children": children,
     }
 
 
@@ -144,7 +157,9 @@ def running_steps(cur: Cursor, job_ids: list[str]) -> dict[str, list[Row]]:
         return {}
     marks = ", ".join("?" * len(job_ids))
     cur.execute(
-        f"SELECT * FROM steps WHERE status = ? AND job_id IN ({marks})", (RUNNING, *job_ids)
+        f"SELECT * FROM steps WHERE status = ? AND job_id IN ({marks})"
+        " AND parent_step_job_id IS NULL",
+        (RUNNING, *job_ids),
     )
     by_job: dict[str, list[Row]] = {}
     for s in cur.fetchall():
@@ -233,7 +248,9 @@ class Queries:
             if row is None:
                 return None
             cur.execute(
-                "SELECT * FROM steps WHERE job_id = ? ORDER BY step_index, attempt", (job_id,)
+                "SELECT * FROM steps WHERE job_id = ? AND parent_step_job_id IS NULL"
+                " ORDER BY step_index, attempt",
+                (job_id,),
             )
             steps = cur.fetchall()
         job = job_json(row, [s for s in steps if s["status"] == RUNNING])
@@ -257,6 +274,20 @@ class Queries:
         if row is None:
             return None
         return {**step_json(row), "position": position}
+
+    def step_children(
+        self, step_job_id: str, status: str | None, after: str | None, limit: int
+    ) -> dict[str, Any] | None:
+        """A page of a step's children, with the step and its roll-up."""
+        cursor = parse_cursor(after)
+        with self.db.read() as cur:
+            position = tracking_position(cur)
+            cur.execute("SELECT * FROM steps WHERE step_job_id = ?", (step_job_id,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            page = children_page(cur, step_job_id, status, cursor, limit)
+        return {"step": step_json(row), **page, "position": position}
 
     # lines
 
@@ -312,6 +343,7 @@ class Queries:
         cursor: int | None,
         limit: int,
         descending: bool,
+        parent_step_job_id: str | None = None,
     ) -> dict[str, Any]:
         """All lines, in store order (``line_id``), with every context field."""
         where: list[str] = []
@@ -320,6 +352,7 @@ class Queries:
             ("s.job_id", job_id),
             ("l.step_job_id", step_job_id),
             ("s.step_name", step_name),
+            ("s.parent_step_job_id", parent_step_job_id),
         ):
             if value is not None:
                 where.append(f"{column} = ?")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from steptrail.projections.database import Cursor, Database
+from steptrail.projections.fanout_schema import create as create_fanout
 from steptrail.projections.projector import Positioned, apply_batch
 from steptrail.projections.schema import TABLES, TRACKING_NAME, statements
 
@@ -16,6 +17,7 @@ class StaleBatch(RuntimeError):
 def create_tables(cur: Cursor) -> None:
     for statement in statements(cur.dialect):
         cur.execute(statement)
+    create_fanout(cur)
     # The tracking row exists from the start, so competing runners lock one row.
     cur.execute(
         "INSERT INTO tracking (name, position) VALUES (?, 0) ON CONFLICT DO NOTHING",

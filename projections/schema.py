@@ -9,6 +9,7 @@ from __future__ import annotations
 from steptrail.domain.vocabulary import LEVEL_NUMBERS as LEVEL_NUMBERS  # read by api/params.py
 from steptrail.domain.vocabulary import LEVELS, LINE_FIELDS, LineField
 from steptrail.projections.dialect import Dialect
+from steptrail.projections.fanout_schema import columns_sql as fanout_columns_sql
 
 TRACKING_NAME = "readmodel"
 LEVEL_COLUMNS = {level: f"n_{level.lower()}" for level in LEVELS}
@@ -98,6 +99,7 @@ def statements(dialect: Dialect) -> list[str]:
             traceback TEXT,
             last_seq {int_} NOT NULL DEFAULT 0,
             {counts},
+            {fanout_columns_sql(dialect)},
             position {int_} NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS steps_by_job ON steps (job_id, step_index, attempt)",
         "CREATE INDEX IF NOT EXISTS steps_by_status ON steps (status)",

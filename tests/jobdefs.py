@@ -359,3 +359,39 @@ SECRETIVE = JobDefinition.of(
         Param("fail", bool, False),
     ],
 )
+
+
+def fan_child(ctx: StepContext, item: int) -> int:
+    """3-20 lines, every other one through plain logging; items ``fail_at``
+    modulo ``fail_every`` fail; waits ``child_sleep`` (cancellable)."""
+    plain = logging.getLogger("tests.fan")
+    for i in range(3 + item % 18):
+        if i % 2:
+            plain.info("item %d line %d", item, i)
+        else:
+            ctx.log.log(LEVELS[i % len(LEVELS)], "item %d line %d", item, i, item=item)
+    if ctx.params["child_sleep"]:
+        ctx.sleep(ctx.params["child_sleep"])
+    every = ctx.params["fail_every"]
+    if every and item % every == every // 2 and ctx.attempt <= ctx.params["fail_attempts"]:
+        raise ValueError(f"item {item} fails")
+    return item * 2
+
+
+def fan_out(ctx: StepContext) -> None:
+    n = ctx.params["items"]
+    results = ctx.map(fan_child, range(n), concurrency=ctx.params["concurrency"])
+    ctx.log.info("sum %d", sum(results))
+
+
+FANOUT = JobDefinition.of(
+    "fanout",
+    [fan_out, done],
+    [
+        Param("items", int, 1000),
+        Param("concurrency", int, 4),
+        Param("fail_every", int, 100),
+        Param("fail_attempts", int, 1),
+        Param("child_sleep", float, 0.0),
+    ],
+)

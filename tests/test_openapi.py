@@ -189,6 +189,37 @@ def _job_answers(world: World) -> list[tuple[str, str, httpx.Response]]:
     ]
 
 
+def _fanout_answers(world: World) -> list[tuple[str, str, httpx.Response]]:
+    """A step that fans out: its roll-up, its children, a child's lines."""
+    c = world.client
+    job = world.live.submit("fanout", items=5, fail_every=0)
+    world.live.wait_job(job["id"])
+    step = world.live.job(job["id"])["steps"][0]
+    children = c.get(f"/api/steps/{step['id']}/children", params={"limit": 2})
+    child = children.json()["children"][0]
+    after = children.json()["next_after"]
+    return [
+        ("GET", "/api/steps/{step_job_id}", c.get(f"/api/steps/{step['id']}")),
+        ("GET", "/api/steps/{step_job_id}/children", children),
+        (
+            "GET",
+            "/api/steps/{step_job_id}/children",
+            c.get(f"/api/steps/{step['id']}/children", params={"after": after}),
+        ),
+        (
+            "GET",
+            "/api/steps/{step_job_id}/children",
+            c.get(f"/api/steps/{step['id']}/children", params={"after": "x"}),
+        ),
+        ("GET", "/api/steps/{step_job_id}/logs", c.get(f"/api/steps/{child['id']}/logs")),
+        (
+            "GET",
+            "/api/logs",
+            c.get("/api/logs", params={"parent_step_job_id": step["id"], "limit": 3}),
+        ),
+    ]
+
+
 def _error_answers(world: World) -> list[tuple[str, str, httpx.Response]]:
     c = world.client
     return [
@@ -211,7 +242,9 @@ def _error_answers(world: World) -> list[tuple[str, str, httpx.Response]]:
 def test_real_answers_fit_their_documented_schemas(any_world: World) -> None:
     world = any_world
     answers = _job_answers(world)
-    errors = _error_answers(world)
+    fanout = _fanout_answers(world)
+    answers += [a for a in fanout if a[2].status_code < 400]
+    errors = _error_answers(world) + [a for a in fanout if a[2].status_code >= 400]
     assert {r.status_code for *_, r in answers} == {200, 201, 202}
     assert {r.status_code for *_, r in errors} == {400, 403, 404, 409, 415, 422}
     for method, template, r in answers + errors:
