@@ -25,7 +25,12 @@ from steptrail.domain.vocabulary import PENDING, QUEUED, RUNNING, SKIPPED
 from steptrail.projections import storable
 from steptrail.projections.database import Cursor, is_database_failure
 from steptrail.projections.deletion import NEXT_JOB_NUMBER, job_deleted
-from steptrail.projections.schema import LEVEL_COLUMNS, MARK_COLUMNS, TRACKING_NAME
+from steptrail.projections.schema import (
+    LEVEL_COLUMNS,
+    LINE_ID_STRIDE,
+    MARK_COLUMNS,
+    TRACKING_NAME,
+)
 
 Positioned = tuple[int, Any]  # (store position, domain event)
 MAX_ERROR_CHARS = 2000
@@ -205,7 +210,11 @@ class _Batch:
                 f"lines {e.first_seq}-{e.last_seq} repeat stored lines of the step,"
                 " or the step was never started"
             )
-        self.cur.insert_lines(step_job_id, p, e.lines_json)
+        inserted = self.cur.insert_lines(step_job_id, p, e.lines_json)
+        if inserted > LINE_ID_STRIDE:  # their ids would run into the next event's
+            raise ValueError(
+                f"the event holds {inserted} lines; at most {LINE_ID_STRIDE} fit one event"
+            )
         self._mark_lines(step_job_id)
 
     def _mark_lines(self, step_job_id: str) -> None:

@@ -145,10 +145,8 @@ def _ranges(seqs: list[int]) -> str:
 
 
 def _lines(cur: Cursor, step_job_id: str) -> Iterator[dict[str, Any]]:
-    """A step's line rows in seq order, a page at a time. ``line_id`` is left
-    out: it only orders lines as they were stored (by position, then seq, in
-    both models), and a rebuild after a deletion numbers them without the gaps
-    the deleted lines left."""
+    """A step's line rows in seq order, a page at a time, with their ids
+    (where the store holds them: a rebuild gives each the id it had)."""
     after = -(2**62)
     while True:
         cur.execute(

@@ -12,10 +12,20 @@ from steptrail.projections.dialect import Dialect
 
 TRACKING_NAME = "readmodel"
 LEVEL_COLUMNS = {level: f"n_{level.lower()}" for level in LEVELS}
-# Serial columns: numbers users see (job_no) or order by (line_id).
-SERIALS = (("jobs", "job_no"), ("lines", "line_id"))
-# A line row holds the stored line's fields in their order, its level as a number.
+# Serial columns: numbers users see (job_no).
+SERIALS = (("jobs", "job_no"),)
+# A line's id is where the store holds it: its StepLogged event's position
+# times this, plus its index in the event. A rebuild gives every line the id
+# it had, whatever was deleted in between, so a ``/api/logs`` cursor outlives
+# a rebuild, and ``ORDER BY line_id`` is store order. Writers put at most
+# 1,000 lines in an event (domain/steprecorder.py); an event holding more
+# than this is not applied (projector.py). Positions up to ~9.2e12 fit
+# a signed 64-bit id.
+LINE_ID_STRIDE = 1_000_000
+# A line row: its id, the stored line's fields in their order (its level as
+# a number), and its event's position.
 LINE_COLUMNS = (
+    "line_id",
     "step_job_id",
     *("levelno" if field == "level" else field for field in LINE_FIELDS),
     "position",
@@ -40,9 +50,15 @@ def levelno_sql(level: str) -> str:
     return f"CASE {level} {whens} END"
 
 
+def line_id(position: int, index: int) -> int:
+    """The id of the line at ``index`` in the StepLogged event at ``position``."""
+    return position * LINE_ID_STRIDE + index
+
+
 def insert_lines_sql(dialect: Dialect) -> str:
-    """One statement inserting a StepLogged event's lines (parameters: step
-    job id, position, the event's ``lines_json``): the database unpacks the JSON."""
+    """One statement inserting a StepLogged event's lines (parameters:
+    position, step job id, position, the event's ``lines_json``): the
+    database unpacks the JSON and numbers the lines as :func:`line_id`."""
     types = {LineField.SEQ: dialect.integer, LineField.TS: dialect.real}
     items = [
         levelno_sql(dialect.json_item(field))
@@ -52,7 +68,8 @@ def insert_lines_sql(dialect: Dialect) -> str:
     ]
     return (
         f"INSERT INTO lines ({', '.join(LINE_COLUMNS)})"
-        f" SELECT ?, {', '.join(items)}, ? FROM {dialect.json_items('?')}"
+        f" SELECT CAST(? AS {dialect.integer}) * {LINE_ID_STRIDE} + {dialect.json_index()},"
+        f" ?, {', '.join(items)}, ? FROM {dialect.json_items('?')}"
     )
 
 
@@ -113,7 +130,7 @@ def statements(dialect: Dialect) -> list[str]:
             heartbeat_at {real} NOT NULL,
             PRIMARY KEY (step_job_id, position))""",
         f"""CREATE TABLE IF NOT EXISTS lines (
-            line_id {serial},
+            line_id {int_} PRIMARY KEY,
             step_job_id TEXT NOT NULL,
             seq {int_} NOT NULL,
             ts {real} NOT NULL,
