@@ -119,10 +119,12 @@ class BulkSQLiteCursor(SQLiteCursor):
 
     def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> int:
         level = int(LineField.LEVEL)
+        width = len(LineField)  # lines stored before groups are one item shorter
         rows = []
         for index, line in enumerate(orjson.loads(lines_json)):
             line[level] = LEVEL_NUMBERS[line[level]]
-            rows.append((line_id(position, index), step_job_id, *line, position))
+            line += [None] * (width - len(line))
+            rows.append((line_id(position, index), step_job_id, *line[:width], position))
         self.insert_rows("lines", LINE_COLUMNS, rows)
         return len(rows)
 

@@ -13,6 +13,8 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from steptrail.domain.deletion import deletion_exists
 from steptrail.domain.store import JobStore
 from steptrail.projections.database import Cursor, Database, PostgresDatabase, SQLiteDatabase
@@ -81,9 +83,17 @@ def _first_event(store: JobStore) -> str | None:
     return f"{found[0].originator_id}:{found[0].originator_version}" if found else None
 
 
-def _older_layout(cur: Cursor) -> str | None:
+def older_rows(cur: Cursor) -> str | None:
     """Why the rows in ``cur`` are laid out as an older steptrail laid them
     out (None: as this one does)."""
+    cur.execute("SAVEPOINT layout")
+    try:
+        cur.execute("SELECT group_seq FROM lines LIMIT 1")
+    except (sqlite3.OperationalError, psycopg.errors.UndefinedColumn):
+        cur.execute("ROLLBACK TO SAVEPOINT layout")
+        return "its lines have no groups"
+    finally:
+        cur.execute("RELEASE SAVEPOINT layout")
     cur.execute("SELECT line_id, position FROM lines ORDER BY line_id DESC LIMIT 1")
     last = cur.fetchone()
     if last is None:
@@ -103,7 +113,7 @@ def older_layout(db: Database) -> str | None:
     be rebuilt (None: it need not be). Tables added since are created."""
     with db.write() as cur:
         create_tables(cur)
-        return _older_layout(cur)
+        return older_rows(cur)
 
 
 def mismatch(db: Database, store: JobStore) -> str | None:
@@ -117,11 +127,11 @@ def mismatch(db: Database, store: JobStore) -> str | None:
             (TRACKING_NAME,),
         )
         identity = cur.fetchone()
-        older = _older_layout(cur)
-    if position == 0:
-        return None
+        older = older_rows(cur)
     if older is not None:
         return f"was built by an older steptrail ({older})"
+    if position == 0:
+        return None
     at_position = store.recorder.max_notification_id() or 0
     if position > at_position:
         return f"is at position {position}, ahead of its event store (at {at_position})"

@@ -23,11 +23,29 @@ SERIALS = (("jobs", "job_no"),)
 # a signed 64-bit id.
 LINE_ID_STRIDE = 1_000_000
 # A line row: its id, the stored line's fields in their order (its level as
-# a number), and its event's position.
+# a number, its group as the seq of the line that opened it), and its event's
+# position.
+FIELD_COLUMNS = {"level": "levelno", "group": "group_seq"}
 LINE_COLUMNS = (
     "line_id",
     "step_job_id",
-    *("levelno" if field == "level" else field for field in LINE_FIELDS),
+    *(FIELD_COLUMNS.get(field, field) for field in LINE_FIELDS),
+    "position",
+)
+# A group of lines: opened by the line at ``seq``, inside the group opened at
+# ``parent_seq`` (None: at the top level), holding every line after its
+# opening one up to ``last_seq`` (its own lines and those of groups inside
+# it: a group is a run of consecutive seqs); ``n_error``: its ERROR and
+# CRITICAL lines; ``is_open``: not closed yet.
+GROUP_COLUMNS = (
+    "step_job_id",
+    "seq",
+    "parent_seq",
+    "depth",
+    "name",
+    "last_seq",
+    "n_error",
+    "is_open",
     "position",
 )
 # A step row's line-derived columns, as a StepLogged event leaves them.
@@ -37,6 +55,7 @@ TABLES = (
     "jobs",
     "steps",
     "lines",
+    "line_groups",
     "line_marks",
     "store_identity",
     "unapplied_events",
@@ -59,7 +78,11 @@ def insert_lines_sql(dialect: Dialect) -> str:
     """One statement inserting a StepLogged event's lines (parameters:
     position, step job id, position, the event's ``lines_json``): the
     database unpacks the JSON and numbers the lines as :func:`line_id`."""
-    types = {LineField.SEQ: dialect.integer, LineField.TS: dialect.real}
+    types = {
+        LineField.SEQ: dialect.integer,
+        LineField.TS: dialect.real,
+        LineField.GROUP: dialect.integer,
+    }
     items = [
         levelno_sql(dialect.json_item(field))
         if field is LineField.LEVEL
@@ -138,8 +161,20 @@ def statements(dialect: Dialect) -> list[str]:
             logger TEXT NOT NULL,
             message TEXT NOT NULL,
             fields TEXT,
+            group_seq {int_},
             position {int_} NOT NULL)""",
         "CREATE UNIQUE INDEX IF NOT EXISTS lines_by_step ON lines (step_job_id, seq)",
+        f"""CREATE TABLE IF NOT EXISTS line_groups (
+            step_job_id TEXT NOT NULL,
+            seq {int_} NOT NULL,
+            parent_seq {int_},
+            depth {int_} NOT NULL,
+            name TEXT NOT NULL,
+            last_seq {int_} NOT NULL,
+            n_error {int_} NOT NULL DEFAULT 0,
+            is_open {int_} NOT NULL,
+            position {int_} NOT NULL,
+            PRIMARY KEY (step_job_id, seq))""",
         # The first stored event and the one at the tracked position, as
         # "originator_id:version": another store (or an older copy of this
         # one) does not hold the same events at those positions.
