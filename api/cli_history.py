@@ -28,11 +28,17 @@ from steptrail.domain.store import JobStore, StoreLocation, parse_store
 from steptrail.domain.terminal import COLOR_CHOICES, for_terminal, use_colour
 from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
 from steptrail.projections.history import job_events
-from steptrail.projections.integrity import StoreDamaged, check_event_file, sqlite_damage
+from steptrail.projections.integrity import (
+    StoreDamaged,
+    check_event_file,
+    older_layout,
+    sqlite_damage,
+)
 from steptrail.projections.rebuild import verify, wait_for_position
 from steptrail.projections.replace import rebuild_live
 
 EVENTS_PER_PAGE = 200
+OLDER_READ_MODEL = 3  # verify's exit status for a model to rebuild before it can be compared
 
 
 class Unusable(Exception):
@@ -156,6 +162,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with _store(args) as store:
         live = _live_readmodel(store.location)
         try:
+            older = older_layout(live)
+            if older is not None:
+                print(
+                    f"steptrail: verify: the read model is from an older version of steptrail"
+                    f" ({older}): run `steptrail rebuild` (a starting server rebuilds it too)",
+                    file=sys.stderr,
+                )
+                return OLDER_READ_MODEL
             stored = store.recorder.max_notification_id() or 0
             at = wait_for_position(live, stored, args.wait)
             if at < stored:

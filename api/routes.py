@@ -201,6 +201,16 @@ async def step_logs(request: Request, args: Args) -> Response:
 
 
 @operation(
+    "The groups of a step's lines (opened by ::group:: lines or ctx.group), in seq order",
+    STEP_JOB_ID,
+    answers={200: json_answer("StepGroups", "each group with its line and error counts")},
+)
+async def step_groups(request: Request, args: Args) -> Response:
+    groups = runtime(request).queries.step_groups
+    return json_response(await existing("step", groups, args["step_job_id"]))
+
+
+@operation(
     "The whole step log as a file",
     STEP_JOB_ID,
     query("format", Choice(("text", "ndjson")), "text: seq, time, level, logger, message", "text"),
@@ -303,6 +313,7 @@ ROUTES = [
     ApiRoute("GET", "/api/steps/{step_job_id}", get_step),
     ApiRoute("GET", "/api/steps/{step_job_id}/logs", step_logs),
     ApiRoute("GET", "/api/steps/{step_job_id}/logs/download", download_step_logs),
+    ApiRoute("GET", "/api/steps/{step_job_id}/groups", step_groups),
     ApiRoute("GET", "/api/logs", all_logs),
     *HISTORY_ROUTES,
     *FANOUT_ROUTES,

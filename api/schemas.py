@@ -105,6 +105,8 @@ _LINE = obj(
         "timestamp": TIME,
         "logger": STRING,
         "fields": ANY_OBJECT,
+        # the seq of the line that opened the innermost group holding this one
+        "group": maybe({"type": "integer", "minimum": 1}),
         "position": POSITION,
         **CHILD_PLACE,
     }
@@ -293,6 +295,25 @@ COMPONENTS: dict[str, Schema] = {
             "step": _STEP,
             "lines": array(_LINE),
             "next_after_seq": INTEGER,
+            "position": POSITION,
+        }
+    ),
+    "StepGroups": obj(
+        {
+            "groups": array(
+                obj(
+                    {
+                        "seq": INTEGER,
+                        "parent": maybe(INTEGER),
+                        "depth": INTEGER,
+                        "name": STRING,
+                        "last_seq": INTEGER,
+                        "lines": INTEGER,
+                        "errors": INTEGER,
+                        "open": {"type": "boolean"},
+                    }
+                )
+            ),
             "position": POSITION,
         }
     ),

@@ -45,7 +45,7 @@ from steptrail.projections.readmodel import ReadModel, create_tables
 from steptrail.projections.rebuild import ScratchDatabase, rebuild_into
 from steptrail.projections.replay import job_at
 from steptrail.projections.runner import ProjectionRunner, read_events
-from steptrail.projections.schema import LEVEL_NUMBERS, LINE_COLUMNS
+from steptrail.projections.schema import LEVEL_NUMBERS, LINE_COLUMNS, line_id
 
 STEPS = 4
 LINES_PER_EVENT = 1000
@@ -102,7 +102,8 @@ def raw_insert_rate(rows: list[tuple[object, ...]], path: Path) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in ScratchDatabase.pragmas:
         conn.execute(pragma)
-    insert = f"INSERT INTO lines ({', '.join(LINE_COLUMNS)}) VALUES ({', '.join('?' * 8)})"
+    marks = ", ".join("?" * len(LINE_COLUMNS))
+    insert = f"INSERT INTO lines ({', '.join(LINE_COLUMNS)}) VALUES ({marks})"
     start = time.perf_counter()
     for i in range(0, len(rows), 100_000):
         conn.execute("BEGIN")
@@ -124,8 +125,8 @@ def line_rows(store: JobStore) -> list[tuple[object, ...]]:
             if isinstance(e, StepJob.StepLogged):
                 step_job_id = str(e.originator_id)
                 rows += [
-                    (step_job_id, s, t, LEVEL_NUMBERS[lv], lg, m, f, position)
-                    for s, t, lv, lg, m, f in orjson.loads(e.lines_json)
+                    (line_id(position, i), step_job_id, s, t, LEVEL_NUMBERS[lv], lg, m, f, position)
+                    for i, (s, t, lv, lg, m, f) in enumerate(orjson.loads(e.lines_json))
                 ]
     return rows
 

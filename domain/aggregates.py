@@ -23,7 +23,7 @@ from steptrail.domain.vocabulary import CANCELLED as CANCELLED
 from steptrail.domain.vocabulary import FAILED as FAILED
 from steptrail.domain.vocabulary import JOB_FINAL as JOB_FINAL
 from steptrail.domain.vocabulary import LEVELS as LEVELS
-from steptrail.domain.vocabulary import LINE_FIELDS, LineField
+from steptrail.domain.vocabulary import LINE_FIELDS, MAX_GROUP_DEPTH, LineField
 from steptrail.domain.vocabulary import PENDING as PENDING
 from steptrail.domain.vocabulary import QUEUED as QUEUED
 from steptrail.domain.vocabulary import RUNNING as RUNNING
@@ -46,8 +46,9 @@ def stored_topics(cls: type) -> tuple[str, str]:
 
 
 def line_dict(line: list[Any]) -> dict[str, Any]:
-    """A stored line as an object, its fields as a dict."""
-    named = dict(zip(LINE_FIELDS, line, strict=True))
+    """A stored line as an object, its fields as a dict (a line stored before
+    groups existed is at the top level)."""
+    named = dict(zip(LINE_FIELDS, [*line, None][: len(LINE_FIELDS)], strict=True))
     fields = line[LineField.FIELDS]
     return {**named, "fields": orjson.loads(fields) if fields else {}}
 
@@ -149,9 +150,23 @@ def step_job_id_for(manager_id: UUID | str, step_index: int, attempt: int) -> UU
     return uuid5(UUID(str(manager_id)), f"step:{step_index}:attempt:{attempt}")
 
 
+# The last item of a raw line, when there is one: a group's name (the line
+# opens that group) or CLOSES_GROUP (the line closes the innermost group).
+CLOSES_GROUP = 1
+
+
 class StepJob(Aggregate):
     """One attempt of one step. Its identity (manager, name, index, attempt) is
-    fixed at creation and carried by every line it logs."""
+    fixed at creation and carried by every line it logs.
+
+    Version 2 keeps ``open_groups``, the seqs of the lines that opened the
+    groups still open, outermost first (older snapshots had none open)."""
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["open_groups"] = []
 
     if TYPE_CHECKING:  # made by the @event decorators below; named for the type checker
         StepStarted: ClassVar[type[Any]]
@@ -192,6 +207,7 @@ class StepJob(Aggregate):
         self.progress: dict[str, Any] = {"current": 0, "total": None, "message": ""}
         self.error: str | None = None
         self.traceback: str | None = None
+        self.open_groups: list[int] = []
 
     class StepLogged(Aggregate.Event):
         """Consecutive lines of this step, numbered from ``first_seq``.
@@ -199,13 +215,18 @@ class StepJob(Aggregate):
         Version 2 stores the lines as one JSON text: the event store's
         transcoder then copies a string instead of building every line, and
         readers parse it with orjson (rebuilds run ~2x faster). Version 1
-        stored them as a list, with fields as a dict."""
+        stored them as a list, with fields as a dict. Version 3 adds groups:
+        each line's ``group``, the groups the event opens (``groups``: ``[seq,
+        parent seq or None, name]``) and those open after it (``open_groups``);
+        older lines, which end before ``group``, are not rewritten."""
 
-        class_version = 2
+        class_version = 3
         first_seq: int
         last_seq: int
         lines_json: str
         counts: dict[str, int]
+        groups: list[list[Any]]
+        open_groups: list[int]
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -213,16 +234,40 @@ class StepJob(Aggregate):
             lines = [[*line[:fields], _fields_text(line[fields])] for line in state.pop("lines")]
             state["lines_json"] = orjson.dumps(lines).decode()
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["groups"] = []
+            state["open_groups"] = []
+
         @property
         def lines(self) -> list[list[Any]]:
             lines: list[list[Any]] = orjson.loads(self.lines_json)
             return lines
 
     def log(self, raw_lines: list[list[Any]]) -> list[list[Any]]:
-        """Number raw lines ``[ts, level, logger, message, fields]``, record them,
-        and return them numbered."""
+        """Number raw lines ``[ts, level, logger, message, fields]`` (and, for
+        a line that opens or closes a group, the group's name or
+        :data:`CLOSES_GROUP`), place each in its group, record them, and
+        return them numbered. ``[CLOSES_GROUP]`` alone closes the innermost
+        group without a line."""
         first = self.last_seq + 1
-        lines = [[first + i, *raw] for i, raw in enumerate(raw_lines)]
+        stack = list(self.open_groups)
+        groups: list[list[Any]] = []
+        lines: list[list[Any]] = []
+        for raw in raw_lines:
+            if len(raw) == 1:
+                if stack:
+                    stack.pop()
+                continue
+            seq = first + len(lines)
+            op = raw[5] if len(raw) > 5 else None
+            group = stack[-1] if stack else None
+            if op == CLOSES_GROUP and stack:
+                stack.pop()  # the closing line is the group's last line
+            elif isinstance(op, str) and len(stack) < MAX_GROUP_DEPTH:
+                groups.append([seq, group, op])
+                stack.append(seq)
+            lines.append([seq, *raw[:5], group])
         counts: dict[str, int] = {}
         for line in lines:
             level = line[LineField.LEVEL]
@@ -232,15 +277,24 @@ class StepJob(Aggregate):
             last_seq=first + len(lines) - 1,
             lines_json=orjson.dumps(lines).decode(),
             counts=counts,
+            groups=groups,
+            open_groups=stack,
         )
         return lines
 
     @event(StepLogged)
     def _logged(
-        self, first_seq: int, last_seq: int, lines_json: str, counts: dict[str, int]
+        self,
+        first_seq: int,
+        last_seq: int,
+        lines_json: str,
+        counts: dict[str, int],
+        groups: list[list[Any]],
+        open_groups: list[int],
     ) -> None:
         assert first_seq == self.last_seq + 1, "lines must be consecutive"
         self.last_seq = last_seq
+        self.open_groups = open_groups
         for level, n in counts.items():
             self.counts[level] = self.counts.get(level, 0) + n
 

@@ -12,10 +12,13 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Iterable, MutableMapping
+import time
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from steptrail.domain.values import safe_str
+from steptrail.domain.values import safe_str, text
+from steptrail.domain.vocabulary import MAX_GROUP_NAME
 
 if TYPE_CHECKING:
     from steptrail.domain.fanout import FanOutHost
@@ -77,6 +80,19 @@ class StepContext:
         """Report how far the step is. Values that are not finite numbers are
         not stored (see StepRecorder.progress): the step goes on."""
         self._recorder.progress(current, total, message)
+
+    @contextmanager
+    def group(self, name: object) -> Iterator[None]:
+        """Lines logged inside the block form a collapsible group: a line
+        ``name`` opens it, the end of the block closes it (with no line of
+        its own); groups nest. Plain logging does the same with
+        ``::group::NAME`` and ``::endgroup::`` lines."""
+        label = self._recorder.masker.text(text(name, MAX_GROUP_NAME))
+        self._recorder.append(time.time(), "INFO", self.log.logger.name, label, None, label)
+        try:
+            yield
+        finally:
+            self._recorder.end_group()
 
     def mask(self, value: object) -> None:
         """Hide ``value`` (a token, a password) as ``***`` in every line,

@@ -12,9 +12,11 @@ import logging
 import sys
 from typing import TextIO
 
+from steptrail.domain.aggregates import CLOSES_GROUP
 from steptrail.domain.context import current_step
 from steptrail.domain.values import (
     MAX_NAME_CHARS,
+    cut,
     describe_exception,
     fields_json,
     format_traceback,
@@ -22,7 +24,13 @@ from steptrail.domain.values import (
     safe_str,
     text,
 )
-from steptrail.domain.vocabulary import LEVEL_NAMES, level_name
+from steptrail.domain.vocabulary import (
+    ENDGROUP_COMMAND,
+    GROUP_COMMAND,
+    LEVEL_NAMES,
+    MAX_GROUP_NAME,
+    level_name,
+)
 
 
 def record_message(record: logging.LogRecord) -> str:
@@ -43,6 +51,17 @@ def record_message(record: logging.LogRecord) -> str:
     if record.exc_info and record.exc_info[1] is not None:
         message += "\n" + format_traceback(record.exc_info[1])
     return text(message)
+
+
+def group_command(message: str) -> str | int | None:
+    """What a (masked) message asks of groups: ``::group::NAME`` opens the
+    group NAME (its first line, cut), ``::endgroup::`` closes the innermost one."""
+    if message.startswith(GROUP_COMMAND):
+        name = message[len(GROUP_COMMAND) :].split("\n", 1)[0].strip()
+        return cut(name, MAX_GROUP_NAME)
+    if message.strip() == ENDGROUP_COMMAND:
+        return CLOSES_GROUP
+    return None
 
 
 def _args(args: object) -> tuple[object, ...]:
@@ -77,7 +96,7 @@ class StepLogHandler(logging.Handler):
         if mask is not None:  # secrets never reach a stored line
             name, message = mask(name), mask(message)
         fields = fields_json(getattr(record, "fields", None), mask)
-        recorder.append(record.created, level, name, message, fields)
+        recorder.append(record.created, level, name, message, fields, group_command(message))
 
 
 def install(capture_level: int = logging.DEBUG, stream: TextIO | None = None) -> StepLogHandler:

@@ -22,7 +22,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from steptrail.domain.aggregates import StepJob
+from steptrail.domain.aggregates import CLOSES_GROUP, StepJob
 from steptrail.domain.masking import Masker
 from steptrail.domain.store import JobStore
 from steptrail.domain.values import (
@@ -66,7 +66,7 @@ class StepRecorder:
         # Appended by any thread, taken by the flusher: deque's append and
         # popleft are atomic, so the logging hot path takes no lock.
         self._buffer: deque[list[Any]] = deque()
-        self._unsaved: list[list[Any]] = []  # numbered lines in pending events
+        self._unsaved: list[list[Any]] = []  # raw lines in pending events
         self._lock = threading.RLock()  # guards the aggregate and its saves
         self._last_progress_at = time.monotonic()
         self._warned: set[str] = set()
@@ -78,14 +78,24 @@ class StepRecorder:
         """Whether the step should stop: its events can no longer be stored."""
         return self.lost or self.failure is not None
 
-    def append(self, ts: float, level: str, logger: str, message: str, fields: Any) -> None:
-        """Called from logging, on any thread, with values already made storable."""
+    def append(
+        self,
+        ts: float,
+        level: str,
+        logger: str,
+        message: str,
+        fields: Any,
+        group: str | int | None = None,
+    ) -> None:
+        """Called from logging, on any thread, with values already made storable;
+        ``group``: the name of the group the line opens, or CLOSES_GROUP."""
         if self.closed or self.stopped:
             self._not_stored(level, logger, message)
             return
-        self._buffer.append([ts, level, logger, message, fields])
+        self._buffer.append([ts, level, logger, message, fields, group])
         size = len(self._buffer)
-        if size == 1 or size == LINES_PER_EVENT:
+        # 2: an end of group held back (see _take_buffered_lines) may be first
+        if size <= 2 or size == LINES_PER_EVENT:
             self._wake_flusher()
         elif size >= MAX_BUFFERED:
             self.flush()
@@ -158,11 +168,31 @@ class StepRecorder:
                 raise
             self._unsaved = []
 
+    def end_group(self) -> None:
+        """Close the innermost group without a line of its own (the end of a
+        ``with ctx.group(...)`` block)."""
+        if not (self.closed or self.stopped):
+            self._buffer.append([CLOSES_GROUP])
+
     def _take_buffered_lines(self) -> None:
         take = self._buffer.popleft
         raw = [take() for _ in range(len(self._buffer))]
-        for i in range(0, len(raw), LINES_PER_EVENT):
-            self._unsaved += self.step.log(raw[i : i + LINES_PER_EVENT])
+        chunk: list[list[Any]] = []
+        lines = 0
+        for entry in raw:
+            chunk.append(entry)
+            lines += len(entry) > 1  # an end of group alone is no line
+            if lines == LINES_PER_EVENT:
+                self._log(chunk)
+                chunk, lines = [], 0
+        if lines:
+            self._log(chunk)
+        elif chunk:  # ends of groups wait for the next line: no event without lines
+            self._buffer.extendleft(reversed(chunk))
+
+    def _log(self, chunk: list[list[Any]]) -> None:
+        self.step.log(chunk)
+        self._unsaved += chunk
 
     def _save(self) -> None:
         if not self.step.pending_events:
@@ -187,7 +217,7 @@ class StepRecorder:
         so a later save (the step's completion) can still store them."""
         self.failure = f"could not store the step's events: {describe_exception(error)}"
         self._said("step %s: %s", self.step.id, self.failure)
-        unsaved, self._unsaved = [line[1:] for line in self._unsaved], []
+        unsaved, self._unsaved = self._unsaved, []
         self._buffer.extendleft(reversed(unsaved))
         try:
             self.step = self.store.repository.get(self.step.id)

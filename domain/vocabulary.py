@@ -42,8 +42,12 @@ def level_name(levelno: int) -> str:
 
 class LineField(IntEnum):
     """A stored line is a compact list in this order (``StepLogged.lines_json``):
-    ``[seq, ts, level, logger, message, fields]``; ``fields`` is the JSON text
-    of the line's structured fields, or None. The member is the index."""
+    ``[seq, ts, level, logger, message, fields, group]``; ``fields`` is the
+    JSON text of the line's structured fields, or None; ``group`` is the seq
+    of the line that opened the innermost group holding the line, or None at
+    the top level (a group's opening line is held by the group around it).
+    Lines stored before groups existed end after ``fields``: read as None.
+    The member is the index."""
 
     SEQ = 0
     TS = 1
@@ -51,6 +55,16 @@ class LineField(IntEnum):
     LOGGER = 3
     MESSAGE = 4
     FIELDS = 5
+    GROUP = 6
 
 
 LINE_FIELDS: Final = tuple(field.name.lower() for field in LineField)
+
+# Collapsible groups of lines. A line logged as ``::group::NAME`` opens a
+# group (``StepContext.group`` does too), ``::endgroup::`` closes the
+# innermost one and is its last line. Deeper nesting than this is refused:
+# the opening line is an ordinary line, the group is not opened.
+GROUP_COMMAND: Final = "::group::"
+ENDGROUP_COMMAND: Final = "::endgroup::"
+MAX_GROUP_DEPTH: Final = 32
+MAX_GROUP_NAME: Final = 200

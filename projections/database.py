@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from steptrail.domain.vocabulary import LEVEL_NUMBERS, LineField
 from steptrail.projections.dialect import POSTGRES, SQLITE, Dialect, PostgresDialect
-from steptrail.projections.schema import LINE_COLUMNS, SERIALS, insert_lines_sql
+from steptrail.projections.schema import LINE_COLUMNS, SERIALS, insert_lines_sql, line_id
 
 Row = dict[str, Any]
 
@@ -63,8 +63,8 @@ class Cursor(Protocol):
     ) -> None:
         """The fastest bulk insert the database has."""
 
-    def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> None:
-        """Insert a StepLogged event's lines (its ``lines_json``)."""
+    def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> int:
+        """Insert a StepLogged event's lines (its ``lines_json``); return how many."""
 
     def restore_serials(self) -> None:
         """Make the next serial numbers follow the rows again (after a
@@ -102,11 +102,13 @@ class SQLiteCursor(sqlite3.Cursor):
         marks = ", ".join("?" * len(columns))
         self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
-    def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> None:
+    def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> int:
         """One statement per event: SQLite unpacks the JSON without holding the
         GIL, so the projection keeps up while running steps keep the interpreter
         busy (row-by-row inserts hand the GIL back and forth on every row)."""
-        self.execute(self._insert_lines, (step_job_id, position, lines_json))
+        return int(
+            self.execute(self._insert_lines, (position, step_job_id, position, lines_json)).rowcount
+        )
 
     def restore_serials(self) -> None:
         """Nothing to do: SQLite numbers a row after the largest one there."""
@@ -115,13 +117,16 @@ class SQLiteCursor(sqlite3.Cursor):
 class BulkSQLiteCursor(SQLiteCursor):
     """For a rebuild, the only thread at work: binding rows in Python is faster."""
 
-    def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> None:
+    def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> int:
         level = int(LineField.LEVEL)
+        width = len(LineField)  # lines stored before groups are one item shorter
         rows = []
-        for line in orjson.loads(lines_json):
+        for index, line in enumerate(orjson.loads(lines_json)):
             line[level] = LEVEL_NUMBERS[line[level]]
-            rows.append((step_job_id, *line, position))
+            line += [None] * (width - len(line))
+            rows.append((line_id(position, index), step_job_id, *line[:width], position))
         self.insert_rows("lines", LINE_COLUMNS, rows)
+        return len(rows)
 
 
 class SQLiteDatabase:
@@ -211,9 +216,11 @@ class _PostgresCursor:
             for row in rows:
                 copy.write_row(row)
 
-    def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> None:
+    def insert_lines(self, step_job_id: str, position: int, lines_json: str) -> int:
         """One statement per event: the server unpacks the JSON."""
-        self.execute(self._insert_lines, (step_job_id, position, lines_json))
+        return int(
+            self.execute(self._insert_lines, (position, step_job_id, position, lines_json)).rowcount
+        )
 
     def restore_serials(self) -> None:
         """Set each sequence to follow its table's rows (the caller holds the

@@ -45,6 +45,10 @@ class Dialect(ABC):
         """Element ``index`` of the array ``j`` (from :meth:`json_items`) as
         ``sql_type`` (None: text)."""
 
+    @abstractmethod
+    def json_index(self) -> str:
+        """Where ``j`` (from :meth:`json_items`) is in its array, from 0."""
+
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
@@ -61,6 +65,9 @@ class SQLiteDialect(Dialect):
 
     def json_item(self, index: int, sql_type: str | None = None) -> str:
         return f"j.value ->> {index}"  # SQLite's JSON values keep their type
+
+    def json_index(self) -> str:
+        return "j.key"
 
 
 class PostgresDialect(Dialect):
@@ -79,10 +86,13 @@ class PostgresDialect(Dialect):
         return f"strpos(lower({column}), lower(?)) > 0"
 
     def json_items(self, param: str) -> str:
-        return f"jsonb_array_elements({param}::jsonb) j"
+        return f"jsonb_array_elements({param}::jsonb) WITH ORDINALITY AS items (j, n)"
 
     def json_item(self, index: int, sql_type: str | None = None) -> str:
         return f"(j ->> {index})::{sql_type}" if sql_type else f"j ->> {index}"
+
+    def json_index(self) -> str:
+        return "(items.n - 1)"
 
     def restart_serial(self, table: str, column: str) -> str:
         """A statement making ``table``'s next ``column`` number follow its

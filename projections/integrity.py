@@ -13,11 +13,13 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from steptrail.domain.deletion import deletion_exists
 from steptrail.domain.store import JobStore
-from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
-from steptrail.projections.readmodel import ReadModel, tracking_position
-from steptrail.projections.schema import TRACKING_NAME
+from steptrail.projections.database import Cursor, Database, PostgresDatabase, SQLiteDatabase
+from steptrail.projections.readmodel import ReadModel, create_tables, tracking_position
+from steptrail.projections.schema import LINE_ID_STRIDE, TRACKING_NAME
 
 log = logging.getLogger("steptrail")
 
@@ -81,6 +83,39 @@ def _first_event(store: JobStore) -> str | None:
     return f"{found[0].originator_id}:{found[0].originator_version}" if found else None
 
 
+def older_rows(cur: Cursor) -> str | None:
+    """Why the rows in ``cur`` are laid out as an older steptrail laid them
+    out (None: as this one does)."""
+    cur.execute("SAVEPOINT layout")
+    try:
+        cur.execute("SELECT group_seq FROM lines LIMIT 1")
+    except (sqlite3.OperationalError, psycopg.errors.UndefinedColumn):
+        cur.execute("ROLLBACK TO SAVEPOINT layout")
+        return "its lines have no groups"
+    finally:
+        cur.execute("RELEASE SAVEPOINT layout")
+    cur.execute("SELECT line_id, position FROM lines ORDER BY line_id DESC LIMIT 1")
+    last = cur.fetchone()
+    if last is None:
+        return None
+    cur.execute("SELECT 1 AS x FROM line_marks LIMIT 1")
+    if cur.fetchone() is None:  # streams and time travel read lines through marks
+        return "its lines have no line marks"
+    # Numbered in insertion order, the largest id is at most the number of
+    # lines ever stored: far below its position's first id.
+    if last["line_id"] // LINE_ID_STRIDE != last["position"]:
+        return "its line ids count lines instead of naming their place in the event store"
+    return None
+
+
+def older_layout(db: Database) -> str | None:
+    """Why the read model in ``db`` was built by an older steptrail and must
+    be rebuilt (None: it need not be). Tables added since are created."""
+    with db.write() as cur:
+        create_tables(cur)
+        return older_rows(cur)
+
+
 def mismatch(db: Database, store: JobStore) -> str | None:
     """Why the read model in ``db`` does not belong to ``store`` (None: it does).
     A model from before the identity was kept is adopted when the store holds
@@ -92,14 +127,11 @@ def mismatch(db: Database, store: JobStore) -> str | None:
             (TRACKING_NAME,),
         )
         identity = cur.fetchone()
-        cur.execute("SELECT 1 AS x FROM lines LIMIT 1")
-        has_lines = cur.fetchone() is not None
-        cur.execute("SELECT 1 AS x FROM line_marks LIMIT 1")
-        has_marks = cur.fetchone() is not None
+        older = older_rows(cur)
+    if older is not None:
+        return f"was built by an older steptrail ({older})"
     if position == 0:
         return None
-    if has_lines and not has_marks:  # streams and time travel read lines through marks
-        return "was built by an older steptrail (its lines have no line marks)"
     at_position = store.recorder.max_notification_id() or 0
     if position > at_position:
         return f"is at position {position}, ahead of its event store (at {at_position})"

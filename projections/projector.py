@@ -21,11 +21,18 @@ import orjson
 from steptrail.domain.aggregates import Manager, StepJob
 from steptrail.domain.deletion import JobDeletion
 from steptrail.domain.values import storable_text
-from steptrail.domain.vocabulary import PENDING, QUEUED, RUNNING, SKIPPED
+from steptrail.domain.vocabulary import MAX_GROUP_DEPTH, PENDING, QUEUED, RUNNING, SKIPPED
 from steptrail.projections import fanout, storable
 from steptrail.projections.database import Cursor, is_database_failure
 from steptrail.projections.deletion import NEXT_JOB_NUMBER, job_deleted
-from steptrail.projections.schema import LEVEL_COLUMNS, MARK_COLUMNS, TRACKING_NAME
+from steptrail.projections.schema import (
+    GROUP_COLUMNS,
+    LEVEL_COLUMNS,
+    LINE_ID_STRIDE,
+    MARK_COLUMNS,
+    TRACKING_NAME,
+    line_id,
+)
 
 Positioned = tuple[int, Any]  # (store position, domain event)
 MAX_ERROR_CHARS = 2000
@@ -205,8 +212,59 @@ class _Batch:
                 f"lines {e.first_seq}-{e.last_seq} repeat stored lines of the step,"
                 " or the step was never started"
             )
-        self.cur.insert_lines(step_job_id, p, e.lines_json)
+        inserted = self.cur.insert_lines(step_job_id, p, e.lines_json)
+        if inserted > LINE_ID_STRIDE:  # their ids would run into the next event's
+            raise ValueError(
+                f"the event holds {inserted} lines; at most {LINE_ID_STRIDE} fit one event"
+            )
         self._mark_lines(step_job_id)
+        self._group_lines(step_job_id, p, e)
+
+    def _group_lines(self, step_job_id: str, p: int, e: Any) -> None:
+        """Record the groups the event opens, and extend every group its lines
+        fall in (and the groups around those) to its last line."""
+        opened = e.groups or []
+        self.cur.execute(
+            "SELECT seq, parent_seq, depth, last_seq, n_error FROM line_groups"
+            " WHERE step_job_id = ? AND is_open = 1",
+            (step_job_id,),
+        )
+        known: dict[int, dict[str, Any]] = {r["seq"]: dict(r) for r in self.cur.fetchall()}
+        if not opened and not known:
+            return
+        for seq, parent, name in opened:
+            depth = known[parent]["depth"] + 1 if parent in known else 1
+            row = {"seq": seq, "parent_seq": parent, "depth": depth, "last_seq": seq, "n_error": 0}
+            known[seq] = row
+            self.cur.execute(
+                f"INSERT INTO line_groups ({', '.join(GROUP_COLUMNS)})"
+                " VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?)",
+                (step_job_id, seq, parent, depth, storable_text(str(name)), seq, p),
+            )
+        # The event's lines are the ids of its position (an indexed range in
+        # a rebuild too, which builds the other indexes at the end).
+        self.cur.execute(
+            "SELECT group_seq, MAX(seq) AS last, SUM(CASE WHEN levelno >= 40 THEN 1 ELSE 0 END)"
+            " AS errors FROM lines WHERE line_id BETWEEN ? AND ? AND group_seq IS NOT NULL"
+            " GROUP BY group_seq",
+            (line_id(p, 0), line_id(p, LINE_ID_STRIDE - 1)),
+        )
+        for r in self.cur.fetchall():
+            group = r["group_seq"]
+            for _ in range(MAX_GROUP_DEPTH):  # up through the groups around it
+                if group not in known:
+                    break
+                row = known[group]
+                row["last_seq"] = max(row["last_seq"], int(r["last"]))
+                row["n_error"] += int(r["errors"])
+                group = row["parent_seq"]
+        still_open = set(e.open_groups or [])
+        for seq, row in known.items():
+            self.cur.execute(
+                "UPDATE line_groups SET last_seq = ?, n_error = ?, is_open = ?, position = ?"
+                " WHERE step_job_id = ? AND seq = ?",
+                (row["last_seq"], row["n_error"], int(seq in still_open), p, step_job_id, seq),
+            )
 
     def _mark_lines(self, step_job_id: str) -> None:
         """Keep the step's line-derived columns as this event left them."""

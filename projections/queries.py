@@ -25,7 +25,7 @@ from steptrail.projections.storable import number
 # Lines with every context field (what line_json renders), for any WHERE clause.
 SELECT_LINES = (
     "SELECT l.line_id, l.step_job_id, l.seq, l.ts, l.levelno, l.logger, l.message, l.fields,"
-    " l.position, s.job_id, s.step_name, s.step_index, s.attempt,"
+    " l.group_seq, l.position, s.job_id, s.step_name, s.step_index, s.attempt,"
     " s.parent_step_job_id, s.child_index"
     " FROM lines l JOIN steps s USING (step_job_id)"
 )
@@ -48,8 +48,24 @@ def line_json(r: Row) -> dict[str, Any]:
         "timestamp": iso(r["ts"]),
         "logger": r["logger"],
         "fields": orjson.loads(r["fields"]) if r["fields"] else {},
+        "group": r["group_seq"],
         "position": r["position"],
         **child_json(r),
+    }
+
+
+def group_json(r: Row) -> dict[str, Any]:
+    """A group of a step's lines: ``seq`` is its opening line's, ``lines`` how
+    many lines it holds after that one (``last_seq - seq``)."""
+    return {
+        "seq": r["seq"],
+        "parent": r["parent_seq"],
+        "depth": r["depth"],
+        "name": r["name"],
+        "last_seq": r["last_seq"],
+        "lines": r["last_seq"] - r["seq"],
+        "errors": r["n_error"],
+        "open": bool(r["is_open"]),
     }
 
 
@@ -319,6 +335,20 @@ class Queries:
             "next_after_seq": lines[-1]["seq"] if lines else after_seq,
             "position": position,
         }
+
+    def step_groups(self, step_job_id: str) -> dict[str, Any] | None:
+        """Every group of a step's lines, in seq order: enough to fold a
+        100,000-line step without reading its lines."""
+        with self.db.read() as cur:
+            position = tracking_position(cur)
+            cur.execute("SELECT 1 AS x FROM steps WHERE step_job_id = ?", (step_job_id,))
+            if cur.fetchone() is None:
+                return None
+            cur.execute(
+                "SELECT * FROM line_groups WHERE step_job_id = ? ORDER BY seq", (step_job_id,)
+            )
+            groups = [group_json(r) for r in cur.fetchall()]
+        return {"groups": groups, "position": position}
 
     def filter_lines(
         self, where: list[str], params: list[Any], min_level: int | None, q: str | None

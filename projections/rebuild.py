@@ -145,10 +145,8 @@ def _ranges(seqs: list[int]) -> str:
 
 
 def _lines(cur: Cursor, step_job_id: str) -> Iterator[dict[str, Any]]:
-    """A step's line rows in seq order, a page at a time. ``line_id`` is left
-    out: it only orders lines as they were stored (by position, then seq, in
-    both models), and a rebuild after a deletion numbers them without the gaps
-    the deleted lines left."""
+    """A step's line rows in seq order, a page at a time, with their ids
+    (where the store holds them: a rebuild gives each the id it had)."""
     after = -(2**62)
     while True:
         cur.execute(
@@ -242,6 +240,9 @@ def compare_cursors(live: Cursor, rebuilt: Cursor) -> list[str]:
         for key, row in rows.items()
     }
     out += _compare_rows("line mark", *marks, mark_names)
+    groups = _groups_by(live), _groups_by(rebuilt)
+    group_names = {key: row["name"] for rows in groups for key, row in rows.items()}
+    out += _compare_rows("line group", *groups, group_names)
     unapplied = _unapplied(live), _unapplied(rebuilt)
     event_types = {k: r["event_type"] for rows in unapplied for k, r in rows.items()}
     out += _compare_rows("unapplied event at position", *unapplied, event_types)
@@ -256,6 +257,11 @@ def compare_cursors(live: Cursor, rebuilt: Cursor) -> list[str]:
 def _marks_by(cur: Cursor) -> dict[Any, dict[str, Any]]:
     cur.execute("SELECT * FROM line_marks")
     return {f"{r['step_job_id']} at position {r['position']}": r for r in cur.fetchall()}
+
+
+def _groups_by(cur: Cursor) -> dict[Any, dict[str, Any]]:
+    cur.execute("SELECT * FROM line_groups")
+    return {f"{r['step_job_id']} at seq {r['seq']}": r for r in cur.fetchall()}
 
 
 def _unapplied(cur: Cursor) -> dict[Any, dict[str, Any]]:

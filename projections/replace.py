@@ -21,8 +21,13 @@ from pathlib import Path
 
 from steptrail.domain.store import JobStore
 from steptrail.projections.database import Cursor, PostgresDatabase, SQLiteCursor, SQLiteDatabase
-from steptrail.projections.integrity import set_aside, sqlite_damage
-from steptrail.projections.readmodel import ReadModel, create_tables, tracking_position
+from steptrail.projections.integrity import older_rows, set_aside, sqlite_damage
+from steptrail.projections.readmodel import (
+    ReadModel,
+    create_tables,
+    drop_tables,
+    tracking_position,
+)
 from steptrail.projections.rebuild import catch_up, rebuild_into
 from steptrail.projections.schema import TABLES, TRACKING_NAME
 
@@ -34,7 +39,9 @@ def _swap_sqlite(store: JobStore, live_path: Path, rebuilt: SQLiteDatabase) -> i
     conn = sqlite3.connect(live_path, isolation_level=None, timeout=LOCK_TIMEOUT)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        create_tables(conn.cursor(SQLiteCursor))  # a data dir whose model never existed
+        cur = conn.cursor(SQLiteCursor)
+        cur.row_factory = sqlite3.Row  # rows read by column name
+        _fresh_tables(cur)
         conn.execute("ATTACH DATABASE ? AS rebuilt", (str(rebuilt.path),))
         conn.execute("BEGIN")
         # Take the live model's write lock, and only its: BEGIN IMMEDIATE would
@@ -60,8 +67,18 @@ def _swap_sqlite(store: JobStore, live_path: Path, rebuilt: SQLiteDatabase) -> i
         conn.close()
 
 
+def _fresh_tables(cur: Cursor) -> None:
+    """Tables for the rebuilt rows: created where the model never existed,
+    created again where an older steptrail laid them out differently."""
+    create_tables(cur)
+    if older_rows(cur) is not None:
+        drop_tables(cur)
+        create_tables(cur)
+
+
 def _swap_postgres(store: JobStore, live: PostgresDatabase, rebuilt: SQLiteDatabase) -> int:
-    ReadModel(live)  # a schema whose model never existed
+    with live.write() as cur:
+        _fresh_tables(cur)
     with live.write() as cur:
         # Every runner locks this row before applying a batch: they wait here.
         tracking_position(cur, lock=True)

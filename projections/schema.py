@@ -13,12 +13,40 @@ from steptrail.projections.fanout_schema import columns_sql as fanout_columns_sq
 
 TRACKING_NAME = "readmodel"
 LEVEL_COLUMNS = {level: f"n_{level.lower()}" for level in LEVELS}
-# Serial columns: numbers users see (job_no) or order by (line_id).
-SERIALS = (("jobs", "job_no"), ("lines", "line_id"))
-# A line row holds the stored line's fields in their order, its level as a number.
+# Serial columns: numbers users see (job_no).
+SERIALS = (("jobs", "job_no"),)
+# A line's id is where the store holds it: its StepLogged event's position
+# times this, plus its index in the event. A rebuild gives every line the id
+# it had, whatever was deleted in between, so a ``/api/logs`` cursor outlives
+# a rebuild, and ``ORDER BY line_id`` is store order. Writers put at most
+# 1,000 lines in an event (domain/steprecorder.py); an event holding more
+# than this is not applied (projector.py). Positions up to ~9.2e12 fit
+# a signed 64-bit id.
+LINE_ID_STRIDE = 1_000_000
+# A line row: its id, the stored line's fields in their order (its level as
+# a number, its group as the seq of the line that opened it), and its event's
+# position.
+FIELD_COLUMNS = {"level": "levelno", "group": "group_seq"}
 LINE_COLUMNS = (
+    "line_id",
     "step_job_id",
-    *("levelno" if field == "level" else field for field in LINE_FIELDS),
+    *(FIELD_COLUMNS.get(field, field) for field in LINE_FIELDS),
+    "position",
+)
+# A group of lines: opened by the line at ``seq``, inside the group opened at
+# ``parent_seq`` (None: at the top level), holding every line after its
+# opening one up to ``last_seq`` (its own lines and those of groups inside
+# it: a group is a run of consecutive seqs); ``n_error``: its ERROR and
+# CRITICAL lines; ``is_open``: not closed yet.
+GROUP_COLUMNS = (
+    "step_job_id",
+    "seq",
+    "parent_seq",
+    "depth",
+    "name",
+    "last_seq",
+    "n_error",
+    "is_open",
     "position",
 )
 # A step row's line-derived columns, as a StepLogged event leaves them.
@@ -28,6 +56,7 @@ TABLES = (
     "jobs",
     "steps",
     "lines",
+    "line_groups",
     "line_marks",
     "store_identity",
     "unapplied_events",
@@ -41,10 +70,20 @@ def levelno_sql(level: str) -> str:
     return f"CASE {level} {whens} END"
 
 
+def line_id(position: int, index: int) -> int:
+    """The id of the line at ``index`` in the StepLogged event at ``position``."""
+    return position * LINE_ID_STRIDE + index
+
+
 def insert_lines_sql(dialect: Dialect) -> str:
-    """One statement inserting a StepLogged event's lines (parameters: step
-    job id, position, the event's ``lines_json``): the database unpacks the JSON."""
-    types = {LineField.SEQ: dialect.integer, LineField.TS: dialect.real}
+    """One statement inserting a StepLogged event's lines (parameters:
+    position, step job id, position, the event's ``lines_json``): the
+    database unpacks the JSON and numbers the lines as :func:`line_id`."""
+    types = {
+        LineField.SEQ: dialect.integer,
+        LineField.TS: dialect.real,
+        LineField.GROUP: dialect.integer,
+    }
     items = [
         levelno_sql(dialect.json_item(field))
         if field is LineField.LEVEL
@@ -53,7 +92,8 @@ def insert_lines_sql(dialect: Dialect) -> str:
     ]
     return (
         f"INSERT INTO lines ({', '.join(LINE_COLUMNS)})"
-        f" SELECT ?, {', '.join(items)}, ? FROM {dialect.json_items('?')}"
+        f" SELECT CAST(? AS {dialect.integer}) * {LINE_ID_STRIDE} + {dialect.json_index()},"
+        f" ?, {', '.join(items)}, ? FROM {dialect.json_items('?')}"
     )
 
 
@@ -115,7 +155,7 @@ def statements(dialect: Dialect) -> list[str]:
             heartbeat_at {real} NOT NULL,
             PRIMARY KEY (step_job_id, position))""",
         f"""CREATE TABLE IF NOT EXISTS lines (
-            line_id {serial},
+            line_id {int_} PRIMARY KEY,
             step_job_id TEXT NOT NULL,
             seq {int_} NOT NULL,
             ts {real} NOT NULL,
@@ -123,8 +163,20 @@ def statements(dialect: Dialect) -> list[str]:
             logger TEXT NOT NULL,
             message TEXT NOT NULL,
             fields TEXT,
+            group_seq {int_},
             position {int_} NOT NULL)""",
         "CREATE UNIQUE INDEX IF NOT EXISTS lines_by_step ON lines (step_job_id, seq)",
+        f"""CREATE TABLE IF NOT EXISTS line_groups (
+            step_job_id TEXT NOT NULL,
+            seq {int_} NOT NULL,
+            parent_seq {int_},
+            depth {int_} NOT NULL,
+            name TEXT NOT NULL,
+            last_seq {int_} NOT NULL,
+            n_error {int_} NOT NULL DEFAULT 0,
+            is_open {int_} NOT NULL,
+            position {int_} NOT NULL,
+            PRIMARY KEY (step_job_id, seq))""",
         # The first stored event and the one at the tracked position, as
         # "originator_id:version": another store (or an older copy of this
         # one) does not hold the same events at those positions.

@@ -395,3 +395,31 @@ FANOUT = JobDefinition.of(
         Param("child_sleep", float, 0.0),
     ],
 )
+
+
+GROUP_SECRET = "::group::s3cret"  # a secret that reads as a group command
+
+
+def grouped(ctx: StepContext) -> None:
+    """Groups from ctx.group and from ::group:: lines, nested, with an error
+    inside, and hostile ones: an unbalanced end, a masked command, a huge
+    name, nesting deeper than allowed, groups never closed."""
+    plain = logging.getLogger("tests.grouped")
+    ctx.log.info("before")  # 1
+    with ctx.group("install dependencies"):  # 2
+        ctx.log.info("pip install")  # 3
+        plain.info("::group::nested")  # 4
+        plain.error("inner failure")  # 5
+        plain.info("::endgroup::")  # 6
+        ctx.log.info("after nested")  # 7
+    ctx.log.info("top again")  # 8
+    plain.info("::endgroup::")  # 9: nothing to close
+    ctx.mask(GROUP_SECRET)
+    plain.info(GROUP_SECRET)  # 10: masked, opens nothing
+    plain.info("::group::" + "n" * 5000)  # 11
+    for depth in range(2, 41):
+        plain.info("::group::level %d", depth)  # 12..50; groups only to depth 32
+    ctx.log.info("deepest")  # 51, never closed
+
+
+GROUPED = JobDefinition.of("grouped", [grouped])

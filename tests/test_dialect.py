@@ -45,6 +45,7 @@ def test_a_stored_line_is_read_by_its_field_names() -> None:
     assert line[LineField.MESSAGE] == "hello"
     assert LINE_FIELDS == ("seq", "ts", "level", "logger", "message", "fields")
     assert LINE_COLUMNS == (
+        "line_id",
         "step_job_id",
         "seq",
         "ts",

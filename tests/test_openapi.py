@@ -157,6 +157,7 @@ def _job_answers(world: World) -> list[tuple[str, str, httpx.Response]]:
             "/api/steps/{step_job_id}/logs",
             c.get(f"/api/steps/{step['id']}/logs", params={"level": "warning", "limit": 50}),
         ),
+        ("GET", "/api/steps/{step_job_id}/groups", c.get(f"/api/steps/{step['id']}/groups")),
         (
             "GET",
             "/api/steps/{step_job_id}/search",

@@ -100,6 +100,8 @@ def poison(store: JobStore) -> Poisoned:
         last_seq=3,
         lines_json='[[3, 3.0, "INFO", "x", "counted as VERBOSE", null]]',
         counts={"VERBOSE": 1},
+        groups=[],
+        open_groups=[],
     )
     step.trigger_event(StepJob.StepCompleted, status="succeeded", error="e\x00", traceback=None)
     job.step_finished(step_index=0, status="succeeded")
@@ -113,6 +115,8 @@ def poison(store: JobStore) -> Poisoned:
         last_seq=2,
         lines_json='[[2, 4.0, "INFO", "x", "line 2 again", null]]',
         counts={"INFO": 1},
+        groups=[],
+        open_groups=[],
     )
     store.save(repeated)
     stranger = uuid.uuid4()
@@ -271,6 +275,8 @@ def test_the_page_says_which_event_could_not_be_applied(tmp_path: Path) -> None:
             last_seq=1,
             lines_json='[[1, 1.0, "INFO", "x", "m", null]]',
             counts={"<img src=x onerror=window.pwned=1>": 1},
+            groups=[],
+            open_groups=[],
         )
         server.runtime.store.save(job, step)
         position = server.runtime.store.recorder.max_notification_id()

@@ -314,19 +314,36 @@ def test_a_killed_server_leaves_a_read_model_that_is_kept(
     assert not list(data.glob("readmodel.sqlite.broken-*"))
 
 
-def test_a_read_model_without_line_marks_is_rebuilt(tmp_path: Path, any_store: str | None) -> None:
-    """A model built by a steptrail that kept no line marks (streams and time
-    travel read lines through them) is rebuilt at start, not served."""
+# Rows as an older steptrail left them: no line marks, or line ids that count
+# lines (numbered 1, 2, 3... as inserted) instead of naming their place in the store.
+OLDER_LAYOUTS = {
+    "without line marks": "DELETE FROM {schema}line_marks",
+    "with counting line ids": "UPDATE {schema}lines SET line_id ="
+    " (SELECT COUNT(*) FROM {schema}lines l2 WHERE l2.line_id <= {schema}lines.line_id)",
+}
+
+
+@pytest.mark.parametrize("layout", OLDER_LAYOUTS)
+def test_a_read_model_of_an_older_steptrail_is_rebuilt(
+    tmp_path: Path, any_store: str | None, layout: str
+) -> None:
+    """A model whose rows an older steptrail laid out (streams and time travel
+    read lines through line marks; ``/api/logs`` cursors are line ids) is
+    refused by ``verify`` with what to do, and rebuilt at start, not served."""
     data = tmp_path / "data"
     before = _run_jobs(data, 120, store=any_store)
     location = parse_store(any_store, data)
     if any_store is None:
         with sqlite3.connect(location.readmodel_path) as conn:
-            conn.execute("DELETE FROM line_marks")
+            conn.execute(OLDER_LAYOUTS[layout].format(schema=""))
     else:
         schema = location.postgres_params()["schema"]
         with psycopg.connect(location.postgres_conninfo(), autocommit=True) as conn:
-            conn.execute(f'DELETE FROM "{schema}".line_marks')  # type: ignore[arg-type]
+            conn.execute(OLDER_LAYOUTS[layout].format(schema=f'"{schema}".'))  # type: ignore[arg-type]
+    refused = run_cli("verify", *store_args(any_store, data), timeout=90)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "from an older version of steptrail" in refused.stderr
+    assert "run `steptrail rebuild`" in refused.stderr
     jobs, output = _served(data, any_store)
     assert jobs == before
     assert "older steptrail" in output, output

@@ -35,6 +35,20 @@ def _assert_verified_and_rebuilt(store: str | None, data_dir: Path) -> None:
         assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
 
 
+def _all_lines(live: LiveServer, cursor: str | None = None) -> list[tuple[str, int]]:
+    """Every line from ``cursor`` on, in store order, a page at a time."""
+    out: list[tuple[str, int]] = []
+    while True:
+        params: dict[str, Any] = {"limit": 150}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = live.client.get("/api/logs", params=params).json()
+        out += [(line["step_job_id"], line["seq"]) for line in page["lines"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return out
+
+
 def _assert_gone(live: LiveServer, job: dict[str, Any]) -> None:
     job_id = job["id"]
     assert live.client.get(f"/api/jobs/{job_id}").status_code == 404
@@ -115,10 +129,18 @@ def test_deleting_jobs_keeps_the_model_exact_and_the_numbers(
             running["id"]: 5,
             latest["id"]: 6,
         }
+        # A reader half-way through /api/logs when the model is rebuilt.
+        every_line = _all_lines(live)
+        first_page = live.client.get("/api/logs", params={"limit": 250}).json()
+        cursor = first_page["next_cursor"]
 
     _assert_verified_and_rebuilt(any_store, data_dir)
     with serving(data_dir, store=any_store) as live:
         assert _numbers(live) == kept  # a rebuild does not renumber
+        # Line ids name each line's place in the store: the cursor goes on
+        # after the rebuild, nothing skipped or repeated.
+        first = [(line["step_job_id"], line["seq"]) for line in first_page["lines"]]
+        assert first + _all_lines(live, cursor) == every_line
         assert {d["number"] for d in live.client.get("/api/deletions").json()["deletions"]} == {
             1,
             2,
