@@ -48,3 +48,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/history_page.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/fanout.py --store postgresql://postgres@127.0.0.1:5432/test

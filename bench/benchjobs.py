@@ -28,3 +28,22 @@ def burn(ctx: StepContext) -> None:
 
 INGEST = JobDefinition.of("ingest", [log_lines], [Param("lines", int, 200_000)])
 BURN = JobDefinition.of("burn", [burn])
+
+
+def fan_child(ctx: StepContext, item: int) -> None:
+    """One child of ``fanout``: ``lines`` lines through plain logging."""
+    plain = logging.getLogger("bench.child")
+    for i in range(ctx.params["lines"]):
+        plain.info(MESSAGE, i)
+
+
+def fan_out(ctx: StepContext) -> None:
+    """``children`` children, ``map_concurrency`` at once."""
+    ctx.map(fan_child, range(ctx.params["children"]), concurrency=ctx.params["map_concurrency"])
+
+
+FANOUT = JobDefinition.of(
+    "fanout",
+    [fan_out],
+    [Param("children", int, 2000), Param("lines", int, 10), Param("map_concurrency", int, 8)],
+)

@@ -8,9 +8,12 @@
 //
 // Routes: #/jobs/<id> (Steps tab; the panel follows the job: its running
 // step, else the step it failed at), #/jobs/<id>/steps/<step id>[/line/<seq>]
-// (a step the user picked), #/jobs/<id>/<tab id> for any other tab in JOB_TABS.
+// (a step the user picked), #/jobs/<id>/steps/<step id>/children/<child id>
+// [/line/<seq>] (a child of a step that fanned out, its log in the panel),
+// #/jobs/<id>/<tab id> for any other tab in JOB_TABS.
 
 import { ApiError, Stream, getJSON, postJSON, setToken } from "./api.js";
+import { ChildrenTable, rollupBadge } from "./children.js";
 import { elapsed, fill, formatDuration, freezeClock, h, progressBar, statusBadge } from "./dom.js";
 import { LogPanel } from "./logview.js";
 import { renderTimeline } from "./timeline.js";
@@ -20,7 +23,20 @@ const LIST_SIZE = 50;
 
 // Newest state of every job and step seen, from snapshots and the stream.
 const store = { jobs: new Map(), stepsByJob: new Map() };
-const view = { jobId: null, tab: "steps", stepId: null, line: null, loadedJob: null, panel: null, level: "", revealDetail: false };
+const view = {
+  jobId: null,
+  tab: "steps",
+  stepId: null,
+  childId: null,
+  line: null,
+  loadedJob: null,
+  panel: null,
+  children: null, // the ChildrenTable of the panel's step, when it fanned out
+  childLoading: null,
+  revealLine: false,
+  level: "",
+  revealDetail: false,
+};
 // The job list: filters, and how far down its pages have been loaded.
 const list = { status: "", definition: "", q: "", floor: Infinity, nextBefore: null, total: 0, top: 0, loading: false, generation: 0 };
 const $ = (id) => document.getElementById(id);
@@ -61,6 +77,11 @@ function errorText(error, status) {
   return text;
 }
 
+/** A child as its log panel names it: its step's name and its index. */
+function childStep(child) {
+  return { ...child, name: `${child.name} #${child.child_index}` };
+}
+
 /** A step's progress label, without saying the same count twice. */
 function progressLabel(p) {
   const count = `${p.current}${p.total ? `/${p.total}` : ""}`;
@@ -80,9 +101,14 @@ const CONNECTION = {
 const stream = new Stream({
   onMessage(type, data) {
     if (type === "job") putJob(data);
-    else if (type === "step") {
+    else if (type === "step" && data.parent_step_job_id) {
+      // a child: its row in the children table, its log panel if open (never a step row)
+      if (view.children?.stepId === data.parent_step_job_id) view.children.put(data);
+      if (view.panel?.stepId === data.id) view.panel.updateStep(childStep(data));
+    } else if (type === "step") {
       const newest = putStep(data);
       if (view.panel?.stepId === data.id) view.panel.updateStep(newest);
+      if (view.children?.stepId === data.id) view.children.updateStep(newest);
     } else if (type === "logs" && view.panel?.stepId === data.step_job_id) view.panel.addLines(data);
     schedule();
   },
@@ -433,7 +459,13 @@ function renderStepRow(tr, job, s) {
     };
   }
   setCell(idx, String(s.index), String(s.index + 1));
-  setCell(name, `${s.name}|${s.attempt}`, s.name, s.attempt > 1 ? h("span", { class: "note" }, ` attempt ${s.attempt}`) : null);
+  setCell(
+    name,
+    `${s.name}|${s.attempt}|${JSON.stringify(s.children)}`,
+    s.name,
+    s.attempt > 1 ? h("span", { class: "note" }, ` attempt ${s.attempt}`) : null,
+    s.children ? h("div", {}, rollupBadge(s.children, s.name)) : null,
+  );
   setCell(st, `${s.status}|${s.error}`, statusBadge(s.status), s.error ? h("div", { class: "error small" }, errorText(s.error, s.status)) : null);
   if (s.progress) {
     const label = progressLabel(s.progress);
@@ -501,50 +533,96 @@ function renderPanel(job) {
   const slot = $("panel-slot");
   const step = panelStep(job);
   if (!step) {
-    if (view.panel) slot.replaceChildren();
-    view.panel = null;
+    if (slot.firstChild) slot.replaceChildren();
+    Object.assign(view, { panel: null, children: null });
     stream.follow(null);
     return;
   }
-  stream.follow(step.id);
-  if (view.panel?.stepId === step.id) return;
-  const link = (seq) => jobLink(job.id, "steps", step.id, "line", seq);
-  const landing = STEP_FAILED.includes(step.status) && !view.line && !view.level ? "failure" : null;
-  view.panel = new LogPanel(step, {
+  const children = childrenTable(job, step);
+  const shown = (children && view.childId) || step.id;
+  stream.follow(shown);
+  if (view.panel?.stepId !== shown) {
+    view.panel = null;
+    if (shown === step.id) view.panel = logPanel(job, step, step, null);
+    else openChild(job, step, shown);
+  }
+  const els = [children?.el, view.panel?.el].filter(Boolean);
+  if (els.length !== slot.children.length || els.some((el, i) => slot.children[i] !== el)) slot.replaceChildren(...els);
+  if (view.panel && view.revealLine) {
+    view.revealLine = false; // a new panel opens at the line in the address
+    if (view.line) view.panel.select(view.line, "center");
+  }
+}
+
+/** The children table of a step that fanned out (null: it did not). */
+function childrenTable(job, step) {
+  if (!step.children) return (view.children = null);
+  if (view.children?.stepId !== step.id) {
+    view.children = new ChildrenTable(step, { link: (c) => jobLink(job.id, "steps", step.id, "children", c.id) });
+  }
+  view.children.select(view.childId);
+  return view.children;
+}
+
+/** A log panel for `shown` (the step, or one of its children: `childId`). */
+function logPanel(job, step, shown, childId) {
+  const where = childId ? ["steps", step.id, "children", childId] : ["steps", step.id];
+  const link = (seq) => jobLink(job.id, ...where, "line", seq);
+  const landing = STEP_FAILED.includes(shown.status) && !view.line && !view.level ? "failure" : null;
+  const panel = new LogPanel(shown, {
     link,
     landing,
     level: view.level,
     onSelect(seq) {
       // a line picked is the step picked: the panel stops following the job
-      Object.assign(view, { stepId: step.id, line: seq });
+      Object.assign(view, { stepId: step.id, childId, line: seq });
       history.replaceState(null, "", link(seq));
       schedule();
     },
   });
   view.level = "";
-  slot.replaceChildren(view.panel.el);
-  if (view.line) view.panel.select(view.line, "center");
+  view.revealLine = true;
+  return panel;
+}
+
+/** A child's log opens once its state is read (a child row lacks last_seq). */
+async function openChild(job, step, childId) {
+  if (view.childLoading === childId) return;
+  view.childLoading = childId;
+  try {
+    const child = await getJSON(`/api/steps/${childId}`);
+    if (view.childId === childId && !view.panel) view.panel = logPanel(job, step, childStep(child), childId);
+  } catch (e) {
+    fail(e);
+  } finally {
+    view.childLoading = null;
+    schedule();
+  }
 }
 
 // ---- routing
 
 function parseHash() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
-  if (parts[0] !== "jobs" || !parts[1]) return { jobId: null, tab: "steps", stepId: null, line: null };
+  if (parts[0] !== "jobs" || !parts[1]) return { jobId: null, tab: "steps", stepId: null, childId: null, line: null };
   const steps = !parts[2] || parts[2] === "steps";
+  const childId = steps && parts[4] === "children" && parts[5] ? parts[5] : null;
+  const at = childId ? 6 : 4; // where /line/<seq> starts
   return {
     jobId: parts[1],
     tab: steps ? "steps" : parts[2],
     stepId: steps && parts[3] ? parts[3] : null,
-    line: steps && parts[4] === "line" ? Number(parts[5]) || null : null,
+    childId,
+    line: steps && parts[at] === "line" ? Number(parts[at + 1]) || null : null,
   };
 }
 
 async function route() {
   const next = parseHash();
-  const sameStep = next.stepId && next.stepId === view.panel?.stepId;
+  const shown = next.childId || next.stepId;
+  const sameStep = shown && shown === view.panel?.stepId;
   if (next.jobId !== view.jobId) view.revealDetail = true;
-  Object.assign(view, { jobId: next.jobId, tab: next.tab, stepId: next.stepId, line: next.line });
+  Object.assign(view, { jobId: next.jobId, tab: next.tab, stepId: next.stepId, childId: next.childId, line: next.line });
   if (sameStep && next.line) view.panel.select(next.line, "center");
   schedule();
   if (view.jobId && view.loadedJob !== view.jobId) {
