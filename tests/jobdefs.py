@@ -423,3 +423,36 @@ def grouped(ctx: StepContext) -> None:
 
 
 GROUPED = JobDefinition.of("grouped", [grouped])
+
+
+def build_log(ctx: StepContext) -> None:
+    """A 10,000-line build log in groups with known counts, one error inside
+    one nested group; with ``tail`` > 0 a last group stays open, a line every
+    0.5 s, until the job is cancelled or ``tail`` lines are written."""
+    ctx.log.info("build starts")  # 1
+    with ctx.group("fetch sources"):  # 2: lines 3..1002
+        for i in range(1, 1001):
+            ctx.log.info("fetch part %d", i)
+    with ctx.group("compile"):  # 1003: lines 1004..5005
+        with ctx.group("compile core"):  # 1004: lines 1005..3004
+            for i in range(1, 2001):
+                ctx.log.info("core unit %d", i)
+        with ctx.group("compile plugins"):  # 3005: lines 3006..5005
+            for i in range(1, 2001):
+                if i == 1316:  # seq 4321
+                    ctx.log.error("plugin %d failed to compile", i)
+                else:
+                    ctx.log.info("plugin unit %d", i)
+    with ctx.group("run tests"):  # 5006: lines 5007..9006
+        for i in range(1, 4001):
+            ctx.log.info("test %d passed", i)
+    for i in range(1, 995):  # 9007..10000
+        ctx.log.info("summary %d", i)
+    if ctx.params["tail"]:
+        with ctx.group("deploy"):  # 10001
+            for i in range(1, ctx.params["tail"] + 1):
+                ctx.log.info("deploy %d", i)
+                ctx.sleep(0.5)
+
+
+BUILD_LOG = JobDefinition.of("build-log", [build_log], [Param("tail", int, 0)])
