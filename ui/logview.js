@@ -216,7 +216,7 @@ export class LogPanel {
         class: "log-viewport",
         tabindex: 0,
         role: "region",
-        "aria-label": `log of ${step.name}: arrow keys move the selected line, Enter expands it, E next error`,
+        "aria-label": `log of ${step.name}: arrow keys move the selected line, Enter expands it, ← and → fold and unfold its group, E next error`,
         onscroll: () => this.scrolled(),
         onkeydown: (e) => this.key(e),
       },
