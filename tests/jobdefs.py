@@ -456,3 +456,32 @@ def build_log(ctx: StepContext) -> None:
 
 
 BUILD_LOG = JobDefinition.of("build-log", [build_log], [Param("tail", int, 0)])
+
+
+def ci_build(ctx: StepContext) -> None:
+    """A CI run's log in groups, one of them with a retried test's error: the
+    README's picture of folded groups."""
+    ctx.log.info("build 1.4.2 on runner-7")
+    with ctx.group("checkout"):
+        for i in range(12):
+            ctx.log.info("fetching objects: %d%%", (i + 1) * 100 // 12)
+    with ctx.group("install dependencies"):
+        for i in range(48):
+            ctx.log.info("installed package-%02d", i)
+    with ctx.group("lint"):
+        for i in range(30):
+            ctx.log.debug("checked module_%02d.py", i)
+    with ctx.group("test"):
+        with ctx.group("unit"):
+            for i in range(120):
+                ctx.log.info("test_unit_%03d passed", i)
+        with ctx.group("integration"):
+            for i in range(12):
+                ctx.log.info("test_integration_%02d passed", i)
+            ctx.log.warning("test_upload slow: 4.8 s")
+            ctx.log.error("test_upload failed once: connection reset; retried, passed")
+    ctx.log.info("236 tests passed, 1 retried", tests=236, retried=1)
+    ctx.log.info("artifact build-1.4.2.tar.gz uploaded")
+
+
+CI_BUILD = JobDefinition.of("ci-build", [ci_build])
