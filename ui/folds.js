@@ -58,11 +58,11 @@ export class Folds {
       chain.add(g.seq);
       if (line.seq <= g.last_seq) continue; // counted already
       g.last_seq = line.seq;
+      if (this.folded.has(g.seq)) this.ranges = null; // only folded groups hide lines
       if (ERROR_LEVELS.has(line.level)) {
         g.errors += 1;
         if (!this.touched.has(g.seq)) this.folded.delete(g.seq);
       }
-      this.ranges = null;
     }
     // a group is a run of seqs: a later line outside it means it closed
     for (const seq of this.opens) if (line.seq > seq && !chain.has(seq)) this.close(this.groups.get(seq), keep);
