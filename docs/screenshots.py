@@ -1,5 +1,6 @@
 """Makes the README's screenshots of the queue page: a failed job opened at
-its failure (light and dark) and the phone layout. Runs a server on a
+its failure (light and dark), the phone layout, and a log panel with folded
+groups. Runs a server on a
 temporary store with the tests' job definitions and Debian's Chromium:
 
     .venv/bin/python -m docs.screenshots
@@ -22,6 +23,7 @@ SHOTS = [
     ("queue-page-dark.png", (1280, 1180), "dark"),
     ("queue-page-phone.png", (390, 844), "light"),
 ]
+GROUPS_SHOT = "log-groups.png"  # the log panel alone
 
 
 def main() -> None:
@@ -30,6 +32,7 @@ def main() -> None:
         server.wait_job(server.submit("demo", lines=400, rate=0)["id"], timeout=120)
         failed = server.submit("demo", lines=3000, rate=0, fail_step="transform")
         server.wait_job(failed["id"], ("failed",), timeout=120)
+        built = server.wait_job(server.submit("ci-build")["id"], timeout=120)
         server.submit("demo", lines=2000, rate=40)  # running while the pictures are taken
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -43,6 +46,13 @@ def main() -> None:
                 page.screenshot(path=str(DOCS / name))
                 print(f"wrote {DOCS / name}")
                 context.close()
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.goto(f"{server.base_url}/#/jobs/{built['id']}/steps/{built['steps'][0]['id']}")
+            expect(page.locator(".ll.group button.fold")).to_have_count(6)
+            page.locator(".log-panel").screenshot(path=str(DOCS / GROUPS_SHOT))
+            print(f"wrote {DOCS / GROUPS_SHOT}")
+            context.close()
             browser.close()
     finally:
         server.stop()

@@ -423,3 +423,65 @@ def grouped(ctx: StepContext) -> None:
 
 
 GROUPED = JobDefinition.of("grouped", [grouped])
+
+
+def build_log(ctx: StepContext) -> None:
+    """A 10,000-line build log in groups with known counts, one error inside
+    one nested group; with ``tail`` > 0 a last group stays open, a line every
+    0.5 s, until the job is cancelled or ``tail`` lines are written."""
+    ctx.log.info("build starts")  # 1
+    with ctx.group("fetch sources"):  # 2: lines 3..1002
+        for i in range(1, 1001):
+            ctx.log.info("fetch part %d", i)
+    with ctx.group("compile"):  # 1003: lines 1004..5005
+        with ctx.group("compile core"):  # 1004: lines 1005..3004
+            for i in range(1, 2001):
+                ctx.log.info("core unit %d", i)
+        with ctx.group("compile plugins"):  # 3005: lines 3006..5005
+            for i in range(1, 2001):
+                if i == 1316:  # seq 4321
+                    ctx.log.error("plugin %d failed to compile", i)
+                else:
+                    ctx.log.info("plugin unit %d", i)
+    with ctx.group("run tests"):  # 5006: lines 5007..9006
+        for i in range(1, 4001):
+            ctx.log.info("test %d passed", i)
+    for i in range(1, 995):  # 9007..10000
+        ctx.log.info("summary %d", i)
+    if ctx.params["tail"]:
+        with ctx.group("deploy"):  # 10001
+            for i in range(1, ctx.params["tail"] + 1):
+                ctx.log.info("deploy %d", i)
+                ctx.sleep(0.5)
+
+
+BUILD_LOG = JobDefinition.of("build-log", [build_log], [Param("tail", int, 0)])
+
+
+def ci_build(ctx: StepContext) -> None:
+    """A CI run's log in groups, one of them with a retried test's error: the
+    README's picture of folded groups."""
+    ctx.log.info("build 1.4.2 on runner-7")
+    with ctx.group("checkout"):
+        for i in range(12):
+            ctx.log.info("fetching objects: %d%%", (i + 1) * 100 // 12)
+    with ctx.group("install dependencies"):
+        for i in range(48):
+            ctx.log.info("installed package-%02d", i)
+    with ctx.group("lint"):
+        for i in range(30):
+            ctx.log.debug("checked module_%02d.py", i)
+    with ctx.group("test"):
+        with ctx.group("unit"):
+            for i in range(120):
+                ctx.log.info("test_unit_%03d passed", i)
+        with ctx.group("integration"):
+            for i in range(12):
+                ctx.log.info("test_integration_%02d passed", i)
+            ctx.log.warning("test_upload slow: 4.8 s")
+            ctx.log.error("test_upload failed once: connection reset; retried, passed")
+    ctx.log.info("236 tests passed, 1 retried", tests=236, retried=1)
+    ctx.log.info("artifact build-1.4.2.tar.gz uploaded")
+
+
+CI_BUILD = JobDefinition.of("ci-build", [ci_build])

@@ -1,7 +1,7 @@
 """An automated accessibility check (axe-core, shipped inside the
 axe-playwright-python package: nothing is fetched at run time) of the job
-list, a job with an open log panel, and the History tab, in light and dark:
-no serious or critical violation."""
+list, a job with an open log panel, a log in groups, and the History tab,
+in light and dark: no serious or critical violation."""
 
 from __future__ import annotations
 
@@ -37,11 +37,12 @@ def test_no_serious_accessibility_violations(
     job = server.submit("demo", lines=60, rate=0, fail_step="load")
     job = server.wait_job(job["id"], ("failed",))
     server.wait_job(server.submit("demo", lines=20, rate=0)["id"])
+    grouped = server.wait_job(server.submit("grouped")["id"])
     context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
     try:
         tab = context.new_page()
         tab.goto(server.base_url + "/")
-        expect(tab.locator("a.job-row")).to_have_count(2)
+        expect(tab.locator("a.job-row")).to_have_count(3)
         assert _serious(tab) == [], "the job list"
 
         tab.goto(f"{server.base_url}/#/jobs/{job['id']}")
@@ -49,6 +50,10 @@ def test_no_serious_accessibility_violations(
         tab.fill(".log-toolbar input[type=search]", "item 1")
         expect(tab.locator("[data-testid=hits]")).to_contain_text(" of ")
         assert _serious(tab) == [], "a job with an open panel"
+
+        tab.goto(f"{server.base_url}/#/jobs/{grouped['id']}/steps/{grouped['steps'][0]['id']}")
+        expect(tab.locator(".ll.group button.fold").first).to_be_visible()
+        assert _serious(tab) == [], "a log in groups"
 
         tab.click("#tab-history")
         tab.wait_for_selector("[data-testid=replay][data-position]")

@@ -15,14 +15,23 @@
 // and the minimum level filter instead (the server answers those too): the
 // panel loads the matches in seq order and more as the step grows.
 //
+// Groups of lines fold (ui/folds.js): the rows of the full log are the seqs
+// outside the folded groups, a group's opening line shows its toggle and line
+// count, and any way of landing on a line (a link, a search hit, an error,
+// "go to line") unfolds the groups hiding it. The panel draws nothing before
+// it knows the groups, so a landing is never moved by folds arriving later.
+//
 // Keys (the panel is one Tab stop): ↑/↓ move the selected line, PageUp/
-// PageDown/Home/End, Enter expands or folds it; e / E next and previous
-// error; in the search box Enter / Shift+Enter next and previous match,
-// Escape leaves the search where the hit is.
+// PageDown/Home/End, Enter expands or folds it (on a group's opening line:
+// folds or unfolds the group); → unfolds the selected group, ← folds it (on
+// any other line in a group: selects its opening line); e / E next and
+// previous error; in the search box Enter / Shift+Enter next and previous
+// match, Escape leaves the search where the hit is.
 
 import { appendAnsi, stripAnsi } from "./ansi.js";
 import { getJSON, url } from "./api.js";
 import { clock, h } from "./dom.js";
+import { Folds } from "./folds.js";
 
 const ROW = 20; // px; must match .ll height in style.css
 const OVERSCAN = 12; // rows drawn above and below the viewport
@@ -31,6 +40,7 @@ const MATCH_PAGE = 1000; // lines per request of a filtered view
 const KEEP = 20_000; // lines kept around the viewport
 const MAX_FIELDS_TEXT = 300;
 const CONTEXT_ROWS = 3; // rows shown above a line revealed at the top
+const MAX_INDENT = 12; // group depths drawn indented (deeper ones as deep)
 
 function fieldsText(fields) {
   const text = Object.entries(fields || {})
@@ -94,7 +104,10 @@ export class LogPanel {
     this.errors = null; // error navigation: {seq, index, count}
     this.autoTop = 0; // where our own last scroll put the view
     this.frame = null;
+    this.folds = new Folds();
+    this.groupsReady = false; // rows are drawn once the groups are known
     this.build(step);
+    this.loadGroups();
     if (level) {
       this.levelEl.value = level;
       this.filterChanged();
@@ -203,7 +216,7 @@ export class LogPanel {
         class: "log-viewport",
         tabindex: 0,
         role: "region",
-        "aria-label": `log of ${step.name}: arrow keys move the selected line, Enter expands it, E next error`,
+        "aria-label": `log of ${step.name}: arrow keys move the selected line, Enter expands it, ← and → fold and unfold its group, E next error`,
         onscroll: () => this.scrolled(),
         onkeydown: (e) => this.key(e),
       },
@@ -237,7 +250,9 @@ export class LogPanel {
   /** A newer state of the step (from a snapshot or a `step` message). */
   updateStep(step) {
     this.total = Math.max(this.total, step.last_seq);
+    const wasRunning = this.running;
     this.running = this.live && step.status === "running";
+    if (wasRunning && !this.running && this.groupsReady) this.loadGroups(); // the groups as they ended
     if (this.follow && !this.running) {
       // ended while followed: its last lines stay in view; nothing more to follow
       this.follow = false;
@@ -252,6 +267,56 @@ export class LogPanel {
   addLines(logs) {
     this.total = Math.max(this.total, logs.last_seq);
     if (!this.matches) for (const line of logs.lines) this.cache.set(line.seq, line);
+    this.noteLines(logs.lines);
+    this.schedule();
+  }
+
+  /** The step's groups (again when a line names a group not known yet).
+   * Without them (an older server) the log shows flat. */
+  async loadGroups() {
+    if (this.groupsLoading) {
+      this.groupsAgain = true;
+      return;
+    }
+    this.groupsLoading = true;
+    try {
+      const answer = await getJSON(`/api/steps/${this.stepId}/groups`);
+      this.total = Math.max(this.total, this.folds.merge(answer.groups, this.running, this.kept()));
+    } catch {
+      // drawn without folds
+    } finally {
+      this.groupsReady = true;
+      this.groupsLoading = false;
+      if (this.groupsAgain) {
+        this.groupsAgain = false;
+        this.loadGroups();
+      }
+      this.schedule();
+    }
+  }
+
+  /** Lines asked for: groups holding them stay unfolded. */
+  kept() {
+    return [this.selected, this.reveal?.seq].filter((seq) => seq !== null && seq !== undefined);
+  }
+
+  noteLines(lines) {
+    this.askedGroups ??= new Set();
+    const keep = this.kept();
+    let unknown = false;
+    for (const line of lines) {
+      if (this.folds.noteLine(line, keep) || this.askedGroups.has(line.group)) continue;
+      this.askedGroups.add(line.group);
+      unknown = true;
+    }
+    if (unknown) this.loadGroups();
+  }
+
+  /** Fold (true), unfold (false) or toggle (undefined) the group `seq` opens;
+   * a selected line it hides gives its selection to the opening line. */
+  setFolded(seq, on) {
+    if (!this.folds.fold(seq, on)) return;
+    if (this.selected !== null && this.indexOf(this.selected) === null) this.moveTo(seq);
     this.schedule();
   }
 
@@ -261,6 +326,7 @@ export class LogPanel {
     if (this.matches && at) this.clearFilter();
     this.selected = seq;
     if (at) {
+      this.folds.reveal(seq);
       this.setFollow(false);
       this.reveal = { seq, at, page: true };
     }
@@ -298,7 +364,12 @@ export class LogPanel {
     else if (e.key === "End") index = this.rowCount() - 1;
     else if (e.key === "Enter" && this.selected !== null) {
       e.preventDefault();
-      this.toggleExpanded(this.selected);
+      if (!this.matches && this.folds.opened(this.selected)) this.setFolded(this.selected);
+      else this.toggleExpanded(this.selected);
+      return;
+    } else if ((e.key === "ArrowLeft" || e.key === "ArrowRight") && this.selected !== null && !this.matches) {
+      e.preventDefault();
+      this.foldKey(e.key === "ArrowLeft");
       return;
     } else if (e.key === "e" || e.key === "E") {
       e.preventDefault();
@@ -309,13 +380,29 @@ export class LogPanel {
     const count = this.rowCount();
     if (!count) return;
     index = Math.max(0, Math.min(count - 1, index));
-    const seq = this.matches ? this.matches[index]?.seq : index + 1;
-    if (seq === undefined) return;
+    const seq = this.seqAt(index);
+    if (seq !== undefined) this.moveTo(seq);
+  }
+
+  /** Select `seq` (a row in the list) and keep it in view, as keys do. */
+  moveTo(seq) {
     this.selected = seq;
     this.setFollow(false);
     this.reveal = { seq, at: "nearest", page: false };
     this.onSelect(seq);
     this.schedule();
+  }
+
+  /** ← folds the selected group (on any other line: goes to its group's
+   * opening line); → unfolds it (unfolded: goes to its first line). */
+  foldKey(fold) {
+    const seq = this.selected;
+    const group = this.folds.opened(seq);
+    if (group && fold !== this.folds.isFolded(seq)) this.setFolded(seq, fold);
+    else if (fold) {
+      const holder = this.cache.get(seq)?.group;
+      if (holder !== null && holder !== undefined) this.moveTo(holder);
+    } else if (group && seq < this.total) this.moveTo(seq + 1);
   }
 
   // search and errors: answered by the server for the whole step
@@ -380,7 +467,8 @@ export class LogPanel {
   }
 
   async moveToError(direction, from, expand) {
-    const seq = from ?? this.selected ?? (direction === "next" ? this.rowAt(this.viewport.scrollTop) : Number.MAX_SAFE_INTEGER);
+    const top = () => (this.seqAt(this.rowAt(this.viewport.scrollTop)) ?? 1) - 1;
+    const seq = from ?? this.selected ?? (direction === "next" ? top() : Number.MAX_SAFE_INTEGER);
     const answer = await this.search({ level: "error", seq, direction });
     if (!answer.seqs.length) {
       this.errors = { ...(this.errors || { seq: null, index: null }), count: answer.count, end: direction };
@@ -454,6 +542,7 @@ export class LogPanel {
     try {
       const page = await getJSON(`/api/steps/${this.stepId}/logs`, { after_seq: start, limit: PAGE });
       for (const line of page.lines) this.cache.set(line.seq, line);
+      this.noteLines(page.lines);
       this.total = Math.max(this.total, page.step.last_seq);
       this.fetched.set(start, this.total);
       this.evict();
@@ -465,24 +554,30 @@ export class LogPanel {
 
   evict() {
     if (this.cache.size <= KEEP) return;
-    const centre = this.rowAt(this.viewport.scrollTop) + 1;
+    const centre = this.seqAt(this.rowAt(this.viewport.scrollTop)) ?? 0;
     for (const seq of this.cache.keys()) if (Math.abs(seq - centre) > KEEP / 2 && seq !== this.selected) this.cache.delete(seq);
     this.fetched.clear();
   }
 
-  // geometry: rows are ROW high, an expanded row taller by its extra lines
+  // geometry: rows are ROW high, an expanded row taller by its extra lines;
+  // unfiltered, the rows are the seqs outside folded groups
 
   rowCount() {
-    return this.matches ? this.matches.length : this.total;
+    return this.matches ? this.matches.length : this.total - this.folds.hiddenUpTo(this.total);
+  }
+
+  /** The seq on row i. */
+  seqAt(i) {
+    return this.matches ? this.matches[i]?.seq : this.folds.seqAt(i);
   }
 
   lineAt(i) {
-    return this.matches ? this.matches[i] : this.cache.get(i + 1);
+    return this.matches ? this.matches[i] : this.cache.get(this.folds.seqAt(i));
   }
 
   /** The row index of `seq` in the current list (null: not in it). */
   indexOf(seq) {
-    if (!this.matches) return seq >= 1 && seq <= this.total ? seq - 1 : null;
+    if (!this.matches) return seq >= 1 && seq <= this.total ? this.folds.rowOf(seq) : null;
     let lo = 0;
     let hi = this.matches.length - 1;
     while (lo <= hi) {
@@ -580,6 +675,10 @@ export class LogPanel {
 
   render() {
     this.frame = null;
+    if (!this.groupsReady) {
+      this.renderCount();
+      return;
+    }
     this.spacer.style.height = `${this.height()}px`;
     if (this.reveal) this.revealLine();
     else if (this.follow || this.toEnd) this.scrollTo(Number.MAX_SAFE_INTEGER);
@@ -595,8 +694,9 @@ export class LogPanel {
       const line = this.lineAt(i);
       if (line) rows.push(this.renderLine(line, q));
       else {
-        rows.push(h("div", { class: "ll pending" }, h("span", { class: "ln" }, i + 1), "…"));
-        missing ??= i + 1;
+        const seq = this.folds.seqAt(i);
+        rows.push(h("div", { class: "ll pending" }, h("span", { class: "ln" }, seq), "…"));
+        missing ??= seq;
       }
     }
     this.rowsEl.style.transform = `translateY(${this.rowTop(first)}px)`;
@@ -646,6 +746,7 @@ export class LogPanel {
     const classes = ["ll", `lv-${line.level}`];
     if (line.seq === this.selected) classes.push("selected");
     if (expanded) classes.push("expanded");
+    if (!this.matches && this.folds.opened(line.seq)) classes.push("group");
     if (q && this.hit?.seq === line.seq) classes.push("hit");
     return h(
       "div",
@@ -662,7 +763,7 @@ export class LogPanel {
       h("span", { class: "ts", title: line.timestamp }, clock(line.timestamp)),
       h("span", { class: "lv" }, line.level),
       h("span", { class: "lg" }, line.logger ?? ""),
-      message,
+      ...this.groupParts(line, message),
       rest.length
         ? h(
             "button",
@@ -678,6 +779,40 @@ export class LogPanel {
         : null,
       fields ? h("span", { class: "fd" }, fields) : null,
     );
+  }
+
+  /** The message, indented by its depth; on a group's opening line (in the
+   * full log) behind the group's toggle, its line and error counts after. */
+  groupParts(line, message) {
+    if (this.matches) return [message];
+    const depth = Math.min(this.folds.depth(line), MAX_INDENT);
+    const indent = depth ? h("span", { class: `gi gi-${depth}`, "aria-hidden": "true" }) : null;
+    const group = this.folds.opened(line.seq);
+    if (!group) return [indent, message];
+    const folded = this.folds.isFolded(line.seq);
+    const n = Math.max(0, Math.min(group.last_seq, this.total) - group.seq);
+    const lines = `${n.toLocaleString("en")} ${n === 1 ? "line" : "lines"}`;
+    const errors = group.errors ? `${group.errors.toLocaleString("en")} ${group.errors === 1 ? "error" : "errors"}` : "";
+    const name = group.name ?? stripAnsi(line.message.split("\n")[0]);
+    return [
+      indent,
+      h(
+        "button",
+        {
+          type: "button",
+          class: "fold",
+          tabindex: -1,
+          "aria-expanded": String(!folded),
+          "aria-label": `${name} — ${lines}${errors ? `, ${errors}` : ""}`,
+          dataset: { lines: String(n) },
+          onclick: () => this.setFolded(line.seq), // and the row's click selects it
+        },
+        folded ? "▸" : "▾",
+      ),
+      message,
+      h("span", { class: "gcount" }, lines),
+      errors ? h("span", { class: "gerrors" }, errors) : null,
+    ];
   }
 
   renderDetail() {
