@@ -33,7 +33,7 @@ def test_levels_map_onto_the_five_counted_ones() -> None:
 
 
 def test_a_stored_line_is_read_by_its_field_names() -> None:
-    line = [7, 1.5, "INFO", "app", "hello", '{"k": 1}']
+    line = [7, 1.5, "INFO", "app", "hello", '{"k": 1}', 3]
     assert line_dict(line) == {
         "seq": 7,
         "ts": 1.5,
@@ -41,9 +41,10 @@ def test_a_stored_line_is_read_by_its_field_names() -> None:
         "logger": "app",
         "message": "hello",
         "fields": {"k": 1},
+        "group": 3,
     }
     assert line[LineField.MESSAGE] == "hello"
-    assert LINE_FIELDS == ("seq", "ts", "level", "logger", "message", "fields")
+    assert LINE_FIELDS == ("seq", "ts", "level", "logger", "message", "fields", "group")
     assert LINE_COLUMNS == (
         "line_id",
         "step_job_id",
@@ -53,5 +54,10 @@ def test_a_stored_line_is_read_by_its_field_names() -> None:
         "logger",
         "message",
         "fields",
+        "group_seq",
         "position",
     )
+
+
+def test_a_line_stored_before_groups_reads_as_in_none() -> None:
+    assert line_dict([7, 1.5, "INFO", "app", "hello", None])["group"] is None
