@@ -1,14 +1,18 @@
 """A step that fans out, seen from the terminal: ``steptrail tail`` prints
 every child's lines tagged with its index (each line once, in seq order per
-child, live and across a server restart), and the server console uses the
-same tag."""
+child, live and across a server restart), the server console uses the same
+tag, and ``steptrail events`` (and ``/api/jobs/{id}/events``) lists the
+children's events, each naming its step and index."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import (
@@ -16,6 +20,8 @@ from tests.conftest import (
     ServerProcess,
     free_port,
     get_json,
+    run_cli,
+    store_args,
     wait_until,
 )
 from tests.test_fanout import every_child_line, fan_step
@@ -140,3 +146,55 @@ def test_tail_resumes_mid_fan_out_after_a_server_restart(
         assert len(tail.lines) == sum(map(len, got.values())), "each line once"
     finally:
         proc.stop()
+
+
+def test_events_list_children_under_their_step(
+    any_server: LiveServer, any_store: str | None
+) -> None:
+    server = any_server
+    job = server.wait_job(server.submit("fanout", items=ITEMS, fail_every=0)["id"])
+    fan = job["steps"][0]
+    children = get_json(server.base_url, f"/api/steps/{fan['id']}/children", limit=5000)
+    index = {c["id"]: c["index"] for c in children["children"]}
+    assert sorted(index.values()) == list(range(ITEMS))
+
+    # The API: every child's events, in store order, each naming its parent and index.
+    history: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = server.client.get(
+            f"/api/jobs/{job['id']}/events", params={"after": after, "limit": 37}
+        ).json()
+        history += page["events"]
+        after = page["next_after"]
+        if not page["has_more"]:
+            break
+    positions = [e["position"] for e in history]
+    assert positions == sorted(set(positions)), "store order, each event once"
+    of_children = [e for e in history if e["originator_id"] in index]
+    assert {e["originator_id"] for e in of_children} == set(index)
+    for e in history:
+        child = e["originator_id"] in index
+        assert e["parent_step_job_id"] == (fan["id"] if child else None)
+        assert e["child_index"] == (index[e["originator_id"]] if child else None)
+    assert Counter(e["type"] for e in of_children)["StepCompleted"] == ITEMS
+    logged: Counter[int] = Counter()
+    for e in of_children:
+        if e["type"] == "StepLogged":
+            logged[e["child_index"]] += len(e["payload"]["lines"])
+    assert logged == {i: 3 + i % 18 for i in range(ITEMS)}
+
+    # The CLI: the same events, --json as the API, text tagged like tail's lines.
+    data_dir = server.runtime.location.data_dir
+    as_json = run_cli("events", job["id"], *store_args(any_store, data_dir), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert [orjson.loads(x) for x in as_json.stdout.splitlines()] == history
+
+    text = run_cli("events", job["id"], *store_args(any_store, data_dir))
+    assert text.returncode == 0, text.stderr
+    rows = text.stdout.splitlines()
+    assert len(rows) == len(history)
+    for row, event in zip(rows, history, strict=True):
+        assert row.split()[0] == str(event["position"])
+        if event["child_index"] is not None:
+            assert row.split()[2] == f"fan_out#1.{event['child_index']}", row
