@@ -24,6 +24,7 @@ import orjson
 from steptrail.api.cli_options import add_store_args
 from steptrail.api.tail import READ_TIMEOUT, JobNotFound, Lost, Tail
 from steptrail.domain.commands import NotFound
+from steptrail.domain.console import child_tag, step_tag
 from steptrail.domain.store import JobStore, StoreLocation, parse_store
 from steptrail.domain.terminal import COLOR_CHOICES, for_terminal, use_colour
 from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
@@ -98,12 +99,27 @@ def _value(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+def _who(event: dict[str, Any], names: dict[str, str]) -> str:
+    """Whose event, tagged as ``steptrail tail`` tags lines: ``job``,
+    ``fetch#1``, or a child's ``fetch#1.17`` (under its step)."""
+    payload, originator = event["payload"], event["originator_id"]
+    if event["aggregate"] == "Manager":
+        return "job"
+    parent = event["parent_step_job_id"]
+    if event["type"] == "StepStarted":
+        names[originator] = step_tag(payload["step_name"], payload["attempt"])
+    elif event["type"] == "ChildQueued":
+        step = names.get(parent) or f"step {parent[:8]}"
+        names[originator] = child_tag(step, event["child_index"], payload["attempt"])
+    elif originator not in names and parent is not None:  # its ChildQueued came before --after
+        step = names.get(parent) or f"step {parent[:8]}"
+        return f"{step}.{event['child_index']}"
+    return names.get(originator) or f"step {originator[:8]}"
+
+
 def _event_line(event: dict[str, Any], names: dict[str, str]) -> str:
     payload = event["payload"]
-    if event["aggregate"] == "StepJob" and event["type"] == "StepStarted":
-        names[event["originator_id"]] = f"{payload['step_name']}#{payload['attempt']}"
-    who = "job" if event["aggregate"] == "Manager" else names.get(event["originator_id"])
-    who = who or f"step {event['originator_id'][:8]}"
+    who = _who(event, names)
     details = " ".join(f"{k}={_value(v)}" for k, v in payload.items() if k != "lines")
     return (
         f"{event['position']:>9}  {event['timestamp'][:23]}  {who:<20} "

@@ -330,6 +330,8 @@ COMPONENTS: dict[str, Schema] = {
                         "version": INTEGER,
                         "type": STRING,
                         "timestamp": TIME,
+                        "parent_step_job_id": maybe(ID),  # null: not a child's event
+                        "child_index": maybe(INTEGER),
                         "payload": ANY_OBJECT,
                     }
                 )

@@ -1,10 +1,13 @@
 """``steptrail tail JOB_ID [--step NAME]``: follow a job's lines in the terminal.
 
 Steps are printed one step job at a time, in the order they started, each in
-seq order: first what the read model already has (``/api/steps/{id}/logs``),
-then what the stream (``/api/stream``) brings, resuming after the last
-position received when the connection drops (a server restart), and printing
-each seq once. It exits when the job has ended and every line is printed: 0
+seq order: first what the read model already has (``/api/steps/{id}/logs``,
+and ``/api/logs?parent_step_job_id=`` for the children of a step that fans
+out), then what the job's stream (``/api/stream?lines=all``) brings, resuming
+after the last position received when the connection drops (a server
+restart), and printing each seq of each step job once. A step's children are
+printed with it, tagged with their index (``fetch#1.17``), each in seq order,
+interleaved as they ran. It exits when the job has ended and every line is printed: 0
 if the job succeeded, 1 if it failed or was cancelled. Lines go through
 :func:`domain.terminal.for_terminal`: nothing in them can drive the terminal.
 """
@@ -24,7 +27,7 @@ import orjson
 from httpx_sse import connect_sse
 
 from steptrail.domain.aggregates import JOB_FINAL, STEP_FINAL, SUCCEEDED
-from steptrail.domain.console import console_line
+from steptrail.domain.console import child_tag, console_line, console_where, step_tag
 from steptrail.domain.terminal import for_terminal
 
 PAGE = 5000
@@ -39,10 +42,10 @@ class JobNotFound(Exception):
     pass
 
 
-def line_text(job_id: str, line: dict[str, Any]) -> str:
-    """The server console's format: time, level, job/step#attempt, seq, logger."""
+def line_text(job_id: str, tag: str, line: dict[str, Any]) -> str:
+    """The server console's format: time, level, job/tag, seq, logger."""
     clock = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).astimezone()
-    where = f"[{job_id[:8]}/{line['step_name']}#{line['attempt']}]"
+    where = console_where(job_id, tag)
     return console_line(
         f"{clock:%H:%M:%S}", line["level"], where, line["seq"], line["logger"], line["message"]
     )
@@ -67,6 +70,7 @@ class Tail:
         self.job: dict[str, Any] = {}
         self.steps: dict[str, dict[str, Any]] = {}  # latest row of each step job
         self.printed: dict[str, int] = {}  # last seq printed, per step job
+        self.children_printed: dict[str, int] = {}  # lines printed of a step's children
         self.position = 0  # the stream cursor: everything up to it is known
 
     # talking to the server, through restarts
@@ -99,13 +103,16 @@ class Tail:
             job: dict[str, Any] = r.json()
             return job
 
-    def _messages(self, step_job_id: str | None) -> Generator[tuple[str, Any]]:
-        """The stream from the cursor on; after a drop, again from the last id."""
+    def _messages(self, lines: bool) -> Generator[tuple[str, Any]]:
+        """The stream from the cursor on; after a drop, again from the last id.
+        ``lines``: with the lines of every step job of the job (the one
+        followed and its children; the others are printed when their turn
+        comes, from the read model)."""
         lost_at, delay = None, 0.1
         while True:
             params = {"job_id": self.job_id, "after": self.position}
-            if step_job_id is not None:
-                params["step_job_id"] = step_job_id
+            if lines:
+                params["lines"] = "all"
             try:
                 with connect_sse(self.client, "GET", "/api/stream", params=params) as source:
                     source.response.raise_for_status()
@@ -124,8 +131,16 @@ class Tail:
         return self.step_name is None or (step is not None and step["name"] == self.step_name)
 
     def _done(self, step_job_id: str) -> bool:
+        """The step has ended, and so has every child it queued, and all their
+        lines are printed (a step's row counts its children's lines)."""
         step = self.steps[step_job_id]
-        return step["status"] in STEP_FINAL and self.printed.get(step_job_id, 0) >= step["last_seq"]
+        if step["status"] not in STEP_FINAL or self.printed.get(step_job_id, 0) < step["last_seq"]:
+            return False
+        children = step["children"]
+        return children is None or (
+            children["ended"] == children["total"]
+            and self.children_printed.get(step_job_id, 0) >= children["counts"]["total"]
+        )
 
     def _next_step(self) -> str | None:
         """The first started step job (in start order) not printed to its end."""
@@ -139,15 +154,30 @@ class Tail:
                 return step_job_id
         return None
 
-    def _print(self, step_job_id: str, lines: list[dict[str, Any]]) -> None:
-        last = self.printed.get(step_job_id, 0)
-        fresh = [line for line in lines if line["seq"] > last]  # each seq once
-        if fresh:
-            self.out.write(
-                "".join(for_terminal(line_text(self.job_id, x), self.colour) + "\n" for x in fresh)
-            )
+    def _tag(self, line: dict[str, Any]) -> str:
+        parent = line["parent_step_job_id"]
+        if parent is None:
+            return step_tag(line["step_name"], line["attempt"])
+        step = step_tag(line["step_name"], self.steps[parent]["attempt"])
+        return child_tag(step, line["child_index"], line["attempt"])
+
+    def _print(self, current: str, lines: list[dict[str, Any]]) -> None:
+        """Print the lines of ``current`` and of its children not printed yet
+        (each step job's seqs once, in order); lines of other steps wait for
+        their step's turn."""
+        out = []
+        for line in lines:
+            step_job_id, parent = line["step_job_id"], line["parent_step_job_id"]
+            ours = current in (step_job_id, parent)
+            if not ours or line["seq"] <= self.printed.get(step_job_id, 0):
+                continue
+            out.append(for_terminal(line_text(self.job_id, self._tag(line), line), self.colour))
+            self.printed[step_job_id] = line["seq"]
+            if parent is not None:
+                self.children_printed[parent] = self.children_printed.get(parent, 0) + 1
+        if out:
+            self.out.write("\n".join(out) + "\n")
             self.out.flush()
-            self.printed[step_job_id] = fresh[-1]["seq"]
 
     # following
 
@@ -162,17 +192,34 @@ class Tail:
             self.steps[step_job_id] = page["step"]
             self._print(step_job_id, page["lines"])
             if len(page["lines"]) < PAGE:
+                break
+        if self.steps[step_job_id]["children"] is not None:
+            self._catch_up_children(step_job_id)
+
+    def _catch_up_children(self, step_job_id: str) -> None:
+        """The lines of the step's children the read model has now, in store
+        order (so in seq order per child). Children queued later log later:
+        the stream brings their lines."""
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"parent_step_job_id": step_job_id, "limit": PAGE}
+            if cursor is not None:
+                params["cursor"] = cursor
+            page = self._get("/api/logs", **params)
+            self._print(step_job_id, page["lines"])
+            cursor = page["next_cursor"]
+            if cursor is None:
                 return
 
     def _follow(self, step_job_id: str | None, until: Callable[[], bool]) -> None:
-        with closing(self._messages(step_job_id)) as messages:  # closes the connection
+        with closing(self._messages(step_job_id is not None)) as messages:  # closes the connection
             for kind, data in messages:
                 if kind == "job":
                     self.job = data
                 elif kind == "step":
                     self.steps[data["id"]] = data
-                elif kind == "logs":
-                    self._print(data["step_job_id"], data["lines"])
+                elif kind == "logs" and step_job_id is not None:
+                    self._print(step_job_id, data["lines"])
                 if until():
                     return
 

@@ -29,6 +29,23 @@ def _fileno(stream: TextIO) -> int | None:
         return None
 
 
+def step_tag(step_name: str, attempt: int) -> str:
+    """A step job: ``fetch#1`` is attempt 1 of step ``fetch``."""
+    return f"{step_name}#{attempt}"
+
+
+def child_tag(step: str, index: int, attempt: int) -> str:
+    """A child of the step tagged ``step``: ``fetch#1.17`` is child 17 of
+    ``fetch#1``; a child's later attempts add theirs (``fetch#1.17#2``), so
+    no two step jobs share a tag and seqs under one tag never repeat."""
+    return f"{step}.{index}" if attempt == 1 else f"{step}.{index}#{attempt}"
+
+
+def console_where(job_id: str, tag: str) -> str:
+    """The prefix of a line: ``[1adde60b/fetch#1.17]``."""
+    return f"[{job_id[:8]}/{tag}]"
+
+
 def console_line(clock: str, level: str, where: str, seq: int, logger: str, message: str) -> str:
     """One line in the console's format (``steptrail tail`` prints the same)."""
     text = message.replace("\n", "\n    ")

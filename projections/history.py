@@ -1,6 +1,7 @@
 """A job's history, read from the event store itself (not the read model).
 
-- :func:`job_events`: the manager's and its step jobs' events in store order.
+- :func:`job_events`: the manager's, its step jobs' and their children's
+  events in store order, each child's naming its step and index.
 - :func:`aggregate_state`: a Manager or StepJob as it was at a version.
 
 The store's recorder finds the events (its SQL, one version per database,
@@ -17,8 +18,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from steptrail.domain.aggregates import Manager, StepJob, line_dict
-from steptrail.domain.commands import NotFound, get_manager, parse_id
+from steptrail.domain.aggregates import Manager, StepJob, children_of, line_dict
+from steptrail.domain.commands import NotFound, get_manager, get_step, parse_id
 from steptrail.domain.deletion import deletion_exists, deletion_id_for
 from steptrail.domain.store import JobStore
 from steptrail.projections.projector import Positioned
@@ -45,23 +46,61 @@ def select_job_events(
     """Up to ``limit`` decoded events of the job after ``after`` (and at or
     before ``stop``; events of the ``skip`` classes left out), and ``end``:
     with fewer than ``limit`` events, the answer holds every event of the job
-    up to ``end``.
+    up to ``end``. Its steps' children are not the job's own (see
+    :func:`job_events`)."""
+    events, end, _ = _select(store, job_id, after, limit, stop, skip, with_children=False)
+    return events, end
+
+
+def _select(
+    store: JobStore,
+    job_id: str,
+    after: int,
+    limit: int,
+    stop: int | None,
+    skip: Sequence[type],
+    with_children: bool,
+) -> tuple[list[Positioned], int, set[UUID]]:
+    """:func:`select_job_events`, with the children's events too when asked;
+    also returns the children's ids.
 
     The store's end is read BEFORE the manager: a step job is created in the
     same transaction as the manager's StepStarted, so every step job with an
-    event at or before that end is in the manager's ``step_job_ids``."""
+    event at or before that end is in the manager's ``step_job_ids`` (and a
+    child, created with its step's ChildrenQueued, in the step's children)."""
     end = store.recorder.max_notification_id() or 0
     if stop is not None:
         end = min(end, stop)
+    children: set[UUID] = set()
     try:
         manager = get_manager(store, job_id)
-        ids = [manager.id, *(UUID(s) for s in manager.step_job_ids)]
+        steps = [UUID(s) for s in manager.step_job_ids]
+        if with_children:  # a step's aggregate is its latest snapshot and a few events
+            children = {UUID(c) for s in steps for c in children_of(get_step(store, str(s)))}
+        ids = [manager.id, *steps, *children]
     except NotFound:
         if not deletion_exists(store, job_id):
             raise
         ids = [deletion_id_for(job_id)]  # what stays of a deleted job
     notifications = store.job_recorder.select_originators(ids, after, end, limit, skip)
-    return [(n.id, store.mapper.to_domain_event(n)) for n in notifications], end
+    return [(n.id, store.mapper.to_domain_event(n)) for n in notifications], end, children
+
+
+def _places(
+    store: JobStore, events: Sequence[Positioned], children: set[UUID], end: int
+) -> dict[UUID, tuple[str, int]]:
+    """Each child's step and index, for the children with events in ``events``:
+    from its ChildQueued (its first event), in the page or read by itself."""
+    places = {
+        e.originator_id: (e.parent_step_job_id, e.child_index)
+        for _, e in events
+        if isinstance(e, StepJob.ChildQueued)
+    }
+    for child in {e.originator_id for _, e in events} & children - places.keys():
+        found = last_event(store, child, StepJob.ChildQueued, end)
+        if found is not None:
+            places[child] = (found[1].parent_step_job_id, found[1].child_index)
+    return places
 
 
 def last_event(
@@ -72,9 +111,13 @@ def last_event(
     return None if found is None else (found.id, store.mapper.to_domain_event(found))
 
 
-def event_json(position: int, event: Any, with_lines: bool = True) -> dict[str, Any]:
+def event_json(
+    position: int, event: Any, with_lines: bool = True, place: tuple[str, int] | None = None
+) -> dict[str, Any]:
     """One event: where it is, whose it is, and what it says. StepLogged
-    lines become objects (or are left out, keeping their seq range and counts)."""
+    lines become objects (or are left out, keeping their seq range and counts).
+    ``place``: a child's step and index (null for the job and its steps)."""
+    parent, index = place or (None, None)
     aggregate, _, name = type(event).__qualname__.rpartition(".")
     payload = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
     if isinstance(event, StepJob.StepLogged):
@@ -88,6 +131,8 @@ def event_json(position: int, event: Any, with_lines: bool = True) -> dict[str, 
         "version": event.originator_version,
         "type": name,
         "timestamp": event.timestamp.isoformat(),
+        "parent_step_job_id": parent,
+        "child_index": index,
         "payload": payload,
     }
 
@@ -95,12 +140,14 @@ def event_json(position: int, event: Any, with_lines: bool = True) -> dict[str, 
 def job_events(
     store: JobStore, job_id: str, after: int, limit: int, with_lines: bool = True
 ) -> dict[str, Any]:
-    """A page of the job's history; ``next_after`` continues it."""
-    events, end = select_job_events(store, job_id, after, limit + 1)
+    """A page of the job's history, its steps' children's events included;
+    ``next_after`` continues it."""
+    events, end, children = _select(store, job_id, after, limit + 1, None, (), with_children=True)
     page, has_more = events[:limit], len(events) > limit
+    places = _places(store, page, children, end)
     return {
         "job_id": job_id,
-        "events": [event_json(p, e, with_lines) for p, e in page],
+        "events": [event_json(p, e, with_lines, places.get(e.originator_id)) for p, e in page],
         "next_after": page[-1][0] if has_more else max(end, after),
         "has_more": has_more,
     }
