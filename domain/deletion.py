@@ -29,7 +29,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 
-from steptrail.domain.aggregates import JOB_FINAL, Manager
+from steptrail.domain.aggregates import JOB_FINAL, Manager, children_of
 from steptrail.domain.commands import Conflict, NotFound, parse_id
 from steptrail.domain.store import JobStore
 
@@ -116,7 +116,10 @@ def delete_job(
         )
         stored = store.mapper.to_stored_event(tombstone.collect_events()[0])
         position = events.append(stored)  # first: see the module docstring
-        events.remove([uid, *(UUID(s) for s in manager.step_job_ids)])
+        steps = [UUID(s) for s in manager.step_job_ids]
+        # an ended job queues no more children: its steps' lists are final
+        children = [UUID(c) for s in steps for c in children_of(store.repository.get(s))]
+        events.remove([uid, *steps, *children])
     return Deleted(str(uid), position)
 
 

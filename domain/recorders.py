@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -129,10 +130,10 @@ class SQLiteJobRecorder(SQLiteApplicationRecorder, JobRecorder[str]):
         statement = (
             "SELECT rowid AS position, originator_id, originator_version, topic, state"
             f" FROM {table}"
-            f" WHERE rowid IN (SELECT rowid FROM {table} WHERE originator_id IN ({_marks(ids)})"
+            f" WHERE rowid IN (SELECT rowid FROM {table} WHERE originator_id IN {_ID_LIST}"
             f"  AND rowid > ? AND rowid <= ?{not_skipped} ORDER BY rowid LIMIT ?) ORDER BY rowid"
         )
-        return statement, [*(i.hex for i in ids), after, stop, *skip_topics, limit]
+        return statement, [_id_list(ids), after, stop, *skip_topics, limit]
 
     def _last_of(
         self, originator_id: UUID, topics: Sequence[str], stop: int
@@ -201,9 +202,17 @@ class _SQLiteRemoval:
         for table in (self.events, self.snapshots):
             if table:
                 self.conn.execute(
-                    f"DELETE FROM {table} WHERE originator_id IN ({_marks(ids)})",
-                    [i.hex for i in ids],
+                    f"DELETE FROM {table} WHERE originator_id IN {_ID_LIST}", [_id_list(ids)]
                 )
+
+
+# A list of aggregate ids as ONE parameter (a JSON array): a fan-out's
+# thousands of children stay under SQLite's limit on bound parameters.
+_ID_LIST = "(SELECT value FROM json_each(?))"
+
+
+def _id_list(ids: Sequence[UUID]) -> str:
+    return orjson.dumps([i.hex for i in ids]).decode()
 
 
 def _marks(values: Sequence[object]) -> str:

@@ -72,6 +72,11 @@ def job_deleted(batch: Any, position: int, e: Any) -> None:
     """The projector's handler for ``JobDeletion.JobDeleted``."""
     cur: Cursor = batch.cur
     job_id = str(e.job_id)
+    cur.execute(  # children's too: they are step jobs of the job
+        "DELETE FROM unapplied_events WHERE originator_id IN"
+        " (SELECT step_job_id FROM steps WHERE job_id = ?)",
+        (job_id,),
+    )
     for table in ("lines", "line_marks", "line_groups"):
         cur.execute(
             f"DELETE FROM {table} WHERE step_job_id IN"

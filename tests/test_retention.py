@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -145,6 +146,25 @@ def test_deleting_jobs_keeps_the_model_exact_and_the_numbers(
             1,
             2,
         }
+
+
+def test_deleting_a_job_that_fanned_out_deletes_its_children(
+    tmp_path: Path, any_store: str | None
+) -> None:
+    data_dir = tmp_path / "data"
+    with serving(data_dir, store=any_store) as live:
+        job = live.wait_job(live.submit("fanout", items=30, fail_every=0)["id"])
+        step = job["steps"][0]["id"]
+        page = live.client.get(f"/api/steps/{step}/children", params={"limit": 100}).json()
+        children = [child["id"] for child in page["children"]]
+        assert len(children) == 30
+        assert live.client.delete(f"/api/jobs/{job['id']}").status_code == 200
+        _assert_gone(live, job)
+        for child in children:
+            assert live.client.get(f"/api/steps/{child}").status_code == 404
+        store = JobStore(parse_store(any_store, data_dir))
+        assert not [c for c in children if store.recorder.select_events(UUID(c), limit=1)]
+    _assert_verified_and_rebuilt(any_store, data_dir)
 
 
 def test_prune_deletes_the_jobs_that_ended_long_enough_ago_and_the_file_shrinks(
