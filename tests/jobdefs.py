@@ -485,3 +485,20 @@ def ci_build(ctx: StepContext) -> None:
 
 
 CI_BUILD = JobDefinition.of("ci-build", [ci_build])
+
+
+LONG_LINES = 8  # lines 2..9 are long; 10..60 short
+
+
+def long_lines(ctx: StepContext) -> None:
+    """Lines far wider than the log panel, each ending in a word the panel
+    cuts off unless it wraps, then short lines: the wrap toggle's log."""
+    ctx.log.info("wrap test starts")  # 1
+    for k in range(1, LONG_LINES + 1):  # 2..9
+        words = " ".join(f"word{k}-{i:03d}" for i in range(90))
+        ctx.log.info("long %d: %s END-%d", k, words, k, part=k)
+    for i in range(10, 61):  # 10..60
+        ctx.log.info("short line %d", i)
+
+
+LONG_LINES_JOB = JobDefinition.of("long-lines", [long_lines])

@@ -6,8 +6,16 @@
 // bounded cache of lines by seq and fetches any window it lacks. A line is
 // shown from its seq slot, so it can appear once only, and a line missed for
 // any reason is fetched, never skipped. An expanded line (a traceback, any
-// multi-line message) is as many rows tall as it has lines: the few expanded
-// rows are added up when a position is turned into a row and back.
+// multi-line message) is as many rows tall as it has lines.
+//
+// "wrap" shows every line's whole message wrapped at the panel's width. A
+// row is then as many ROW-high lines as its text needs: predicted from the
+// text's length in characters over the message column's width in characters
+// (measured once per width), and corrected by the height a drawn row really
+// has. A line not loaded yet counts as one row. Row tops are prefix sums of
+// the rows' heights (rebuilt only when a height, a fold, the filter or the
+// line count changes), so a position turns into a row by binary search; when
+// heights change, the selected line in view (else the top row) stays put.
 //
 // Search navigates by default: matches are highlighted in the full log, and
 // "n of m", next and previous are answered by the server for the whole step
@@ -41,6 +49,9 @@ const KEEP = 20_000; // lines kept around the viewport
 const MAX_FIELDS_TEXT = 300;
 const CONTEXT_ROWS = 3; // rows shown above a line revealed at the top
 const MAX_INDENT = 12; // group depths drawn indented (deeper ones as deep)
+const MAX_UNWRAPPED = 2000; // characters of a cut line drawn (the row shows no more)
+const WRAP_KEY = "steptrail.wrap";
+const LENGTHS = new WeakMap(); // line -> characters of each of its text lines, ANSI removed
 
 function fieldsText(fields) {
   const text = Object.entries(fields || {})
@@ -97,7 +108,13 @@ export class LogPanel {
     this.running = live && step.status === "running";
     this.follow = this.running && !landing;
     this.selected = null;
-    this.expanded = new Map(); // seq -> rows below its first (a multi-line message)
+    this.expanded = new Set(); // seqs of multi-line messages shown whole
+    this.extra = new Uint32Array(1024); // seq -> rows below its first (expanded, wrapped)
+    this.measured = new Set(); // seqs whose height was read from their drawn row
+    this.heights = 0; // bumps when a row's height changes
+    this.geo = null; // prefix sums of the rows' heights (geometry())
+    this.wrap = localStorage.getItem(WRAP_KEY) === "1";
+    this.cols = null; // wrap: characters the message column holds (null: to measure)
     this.wantExpanded = new Set(); // seqs to expand once their line is loaded
     this.reveal = null; // {seq, at: "center"|"top", page}: bring a line into view once drawn
     this.hit = null; // navigating search: {seq, index, count}
@@ -152,6 +169,7 @@ export class LogPanel {
       onchange: () => {
         localStorage.setItem("steptrail.ts", this.tsEl.checked ? "1" : "0");
         this.el.classList.toggle("hide-ts", !this.tsEl.checked);
+        this.widthChanged();
       },
     });
     this.followEl = h("button", { type: "button", class: "follow", "aria-pressed": "false", onclick: () => this.setFollow(!this.follow) });
@@ -181,6 +199,7 @@ export class LogPanel {
       this.errorsEl,
     );
     this.fullEl = button("⤢", "full screen", () => this.setFullScreen(!this.el.classList.contains("fullscreen")), "full");
+    this.wrapEl = h("input", { type: "checkbox", checked: this.wrap, onchange: () => this.setWrap(this.wrapEl.checked) });
     const rowOne = h(
       "div",
       { class: "log-toolbar" },
@@ -207,6 +226,7 @@ export class LogPanel {
       h("span", { class: "spacer" }),
       gotoForm,
       h("label", { class: "toggle" }, this.tsEl, "timestamps"),
+      h("label", { class: "toggle", title: "show long lines whole, wrapped at the panel's width" }, this.wrapEl, "wrap"),
     );
     this.rowsEl = h("div", { class: "log-rows" });
     this.spacer = h("div", { class: "log-spacer" }, this.rowsEl);
@@ -226,7 +246,7 @@ export class LogPanel {
     this.el = h(
       "section",
       {
-        class: `log-panel${showTs ? "" : " hide-ts"}`,
+        class: `log-panel${showTs ? "" : " hide-ts"}${this.wrap ? " wrap" : ""}`,
         dataset: { stepId: this.stepId },
         "aria-label": `log panel: ${step.name}`,
         onkeydown: (e) => {
@@ -242,6 +262,12 @@ export class LogPanel {
       this.viewport,
       this.detailEl,
     );
+    let width = null;
+    new ResizeObserver(() => {
+      if (this.viewport.clientWidth === width) return;
+      width = this.viewport.clientWidth;
+      this.widthChanged();
+    }).observe(this.viewport);
     this.updateStep(step);
   }
 
@@ -267,6 +293,7 @@ export class LogPanel {
   addLines(logs) {
     this.total = Math.max(this.total, logs.last_seq);
     if (!this.matches) for (const line of logs.lines) this.cache.set(line.seq, line);
+    this.noteHeights(logs.lines);
     this.noteLines(logs.lines);
     this.schedule();
   }
@@ -349,8 +376,25 @@ export class LogPanel {
   toggleExpanded(seq) {
     const line = this.cache.get(seq) ?? this.matches?.find((l) => l.seq === seq);
     if (this.expanded.has(seq)) this.expanded.delete(seq);
-    else if (line) this.expanded.set(seq, line.message.split("\n").length - 1);
+    else if (line) this.expanded.add(seq);
+    this.measured.delete(seq);
+    if (line) this.noteHeights([line]);
     this.schedule();
+  }
+
+  setWrap(on) {
+    localStorage.setItem(WRAP_KEY, on ? "1" : "0");
+    this.wrap = on;
+    this.el.classList.toggle("wrap", on);
+    this.cols = null;
+    this.relayout();
+  }
+
+  /** The message column's width may have changed: wrapped heights are
+   * predicted again once a drawn row says how many characters it holds. */
+  widthChanged() {
+    this.cols = null;
+    if (this.wrap) this.relayout();
   }
 
   key(e) {
@@ -524,6 +568,7 @@ export class LogPanel {
       });
       if (generation !== this.generation) return;
       this.matches.push(...page.lines);
+      this.noteHeights(page.lines);
       // A short page means everything up to the step's last line was scanned.
       this.scanned = page.lines.length < MATCH_PAGE ? page.step.last_seq : page.next_after_seq;
       this.total = Math.max(this.total, page.step.last_seq);
@@ -542,6 +587,7 @@ export class LogPanel {
     try {
       const page = await getJSON(`/api/steps/${this.stepId}/logs`, { after_seq: start, limit: PAGE });
       for (const line of page.lines) this.cache.set(line.seq, line);
+      this.noteHeights(page.lines);
       this.noteLines(page.lines);
       this.total = Math.max(this.total, page.step.last_seq);
       this.fetched.set(start, this.total);
@@ -590,41 +636,166 @@ export class LogPanel {
     return null;
   }
 
-  /** [row index, extra rows] of the expanded rows in the list, in order. */
-  extras() {
-    const out = [];
-    for (const [seq, extra] of this.expanded) {
-      const i = this.indexOf(seq);
-      if (i !== null) out.push([i, extra]);
+  // heights: rows below a line's first, by seq
+
+  /** Rows `line` takes: one, or one per text line when expanded; wrapped,
+   * each text line as many as its characters fill message columns. */
+  rowsOf(line) {
+    const expanded = this.expanded.has(line.seq);
+    if (!this.wrap || !this.cols) return expanded ? line.message.split("\n").length : 1;
+    let lengths = LENGTHS.get(line);
+    if (!lengths) {
+      lengths = stripAnsi(line.message).split("\n").map((text) => text.length);
+      LENGTHS.set(line, lengths);
     }
-    return out.sort((a, b) => a[0] - b[0]);
+    const shown = expanded ? [...lengths] : lengths.slice(0, 1);
+    const fields = fieldsText(line.fields);
+    if (fields) shown[shown.length - 1] += 2 + fields.length; // drawn after the message when wrapped
+    return shown.reduce((rows, n) => rows + Math.max(1, Math.ceil(n / this.cols)), 0);
+  }
+
+  setRows(seq, rows) {
+    if (seq >= this.extra.length) {
+      const grown = new Uint32Array(Math.max(seq + 1, this.extra.length * 2));
+      grown.set(this.extra);
+      this.extra = grown;
+    }
+    if (this.extra[seq] === rows - 1) return;
+    this.extra[seq] = rows - 1;
+    this.heights += 1;
+  }
+
+  /** Predict the heights of lines loaded (a drawn row's own height wins). */
+  noteHeights(lines) {
+    for (const line of lines) if (!this.measured.has(line.seq)) this.setRows(line.seq, this.rowsOf(line));
+  }
+
+  /** Every height predicted again (wrap or the width changed). */
+  relayout() {
+    const expanded = [...this.expanded].map((seq) => [seq, (this.extra[seq] || 0) + 1]); // lines maybe no longer loaded
+    this.measured.clear();
+    this.extra.fill(0);
+    this.heights += 1;
+    for (const [seq, rows] of expanded) this.setRows(seq, rows);
+    this.noteHeights(this.cache.values());
+    if (this.matches) this.noteHeights(this.matches);
+    this.schedule();
+  }
+
+  /** After drawing, wrapped: the message column's width in characters (once
+   * per width), then each drawn row's real height where it differs from
+   * the prediction. True: a height changed. */
+  measure() {
+    const drawn = [...this.rowsEl.querySelectorAll(".ll[data-seq]:not(.pending)")];
+    if (!this.cols) {
+      const plain = drawn.find((row) => row.lastElementChild?.classList.contains("wrapped"));
+      if (!plain) return false;
+      this.chWidth ??= this.charWidth();
+      const right = plain.getBoundingClientRect().right - parseFloat(getComputedStyle(plain).paddingRight);
+      this.cols = Math.max(1, Math.floor((right - plain.lastElementChild.getBoundingClientRect().left) / this.chWidth));
+      const before = this.heights;
+      this.relayout();
+      return this.heights !== before;
+    }
+    const before = this.heights;
+    for (const row of drawn) {
+      const seq = Number(row.dataset.seq);
+      const rows = Math.max(1, Math.round(row.offsetHeight / ROW));
+      if (rows === (this.extra[seq] || 0) + 1) continue;
+      this.measured.add(seq);
+      this.setRows(seq, rows);
+    }
+    return this.heights !== before;
+  }
+
+  /** The width of one character of the panel's monospace font. */
+  charWidth() {
+    const probe = h("span", { class: "ch-probe", "aria-hidden": "true" }, "0".repeat(100));
+    this.viewport.append(probe);
+    const width = probe.getBoundingClientRect().width / 100;
+    probe.remove();
+    return width || 7;
+  }
+
+  // geometry: row i is ROW high plus its seq's extra rows; unfiltered, the
+  // rows are the seqs outside folded groups
+
+  /** {prefix, n}: prefix[i] the rows above row i. Rebuilt when a height, a
+   * fold, the filter or the number of rows changed; when only heights did,
+   * the anchor line keeps its place in the viewport. */
+  geometry() {
+    const hidden = this.matches ? null : this.folds.hidden();
+    const n = this.rowCount();
+    const old = this.geo;
+    if (old && old.hidden === hidden && old.matches === this.matches && old.n === n && old.heights === this.heights) return old;
+    const same = old && old.hidden === hidden && old.matches === this.matches;
+    const anchor = same && old.heights !== this.heights ? this.anchor(old) : null;
+    // only rows added (a growing step): the sums above them stand
+    const grow = same && old.heights === this.heights && n > old.n;
+    const from = grow ? old.n : 0;
+    const prefix = grow && old.prefix.length > n ? old.prefix : new Float64Array(Math.max(1024, 2 * n + 1));
+    if (grow && prefix !== old.prefix) prefix.set(old.prefix.subarray(0, old.n + 1));
+    const extra = this.extra;
+    if (this.matches) {
+      for (let i = from; i < n; i++) prefix[i + 1] = prefix[i] + 1 + (extra[this.matches[i].seq] || 0);
+    } else {
+      const { starts, ends } = hidden;
+      let seq = this.folds.seqAt(from);
+      let k = Folds.count(starts.length, (j) => starts[j] <= seq);
+      for (let i = from; i < n; i++, seq++) {
+        while (k < starts.length && seq >= starts[k]) seq = Math.max(seq, ends[k++] + 1);
+        prefix[i + 1] = prefix[i] + 1 + (extra[seq] || 0);
+      }
+    }
+    this.geo = { prefix, n, hidden, matches: this.matches, heights: this.heights };
+    if (anchor) this.keepAnchor(anchor);
+    return this.geo;
+  }
+
+  /** The row to keep in place: the selected one if in view, else the top one. */
+  anchor(geo) {
+    const top = this.viewport.scrollTop;
+    const selected = this.selected === null ? null : this.indexOf(this.selected);
+    const inView = selected !== null && selected < geo.n && geo.prefix[selected] * ROW >= top && geo.prefix[selected] * ROW < top + this.viewport.clientHeight;
+    const row = inView ? selected : Math.min(geo.n, this.rowAtIn(geo, top));
+    return { row, offset: geo.prefix[row] * ROW - top };
+  }
+
+  keepAnchor({ row, offset }) {
+    const top = this.geo.prefix[Math.min(row, this.geo.n)] * ROW - offset;
+    this.spacer.style.height = `${this.geo.prefix[this.geo.n] * ROW}px`;
+    if (Math.abs(this.viewport.scrollTop - top) >= 1) this.viewport.scrollTop = Math.max(0, top);
+    this.autoTop = this.viewport.scrollTop;
   }
 
   rowTop(i) {
-    let extra = 0;
-    for (const [j, n] of this.extras()) if (j < i) extra += n;
-    return (i + extra) * ROW;
+    const geo = this.geometry();
+    return geo.prefix[Math.max(0, Math.min(geo.n, i))] * ROW;
   }
 
   rowHeight(i) {
-    const line = this.lineAt(i);
-    return ((line && this.expanded.get(line.seq)) || 0) * ROW + ROW;
+    return this.rowTop(i + 1) - this.rowTop(i);
   }
 
   /** The row at vertical offset y. */
   rowAt(y) {
-    let extra = 0;
-    for (const [j, n] of this.extras()) {
-      const start = (j + extra) * ROW;
-      if (y < start) break;
-      if (y < start + (n + 1) * ROW) return j;
-      extra += n;
+    return this.rowAtIn(this.geometry(), y);
+  }
+
+  rowAtIn(geo, y) {
+    let lo = 0;
+    let hi = Math.max(0, geo.n - 1);
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (geo.prefix[mid] * ROW <= y) lo = mid;
+      else hi = mid - 1;
     }
-    return Math.max(0, Math.floor(y / ROW) - extra);
+    return lo;
   }
 
   height() {
-    return (this.rowCount() + this.extras().reduce((sum, [, n]) => sum + n, 0)) * ROW;
+    const geo = this.geometry();
+    return geo.prefix[geo.n] * ROW;
   }
 
   // drawing
@@ -658,7 +829,8 @@ export class LogPanel {
     if (i === null) return;
     const line = this.lineAt(i);
     if (line && this.wantExpanded.delete(line.seq) && line.message.includes("\n")) {
-      this.expanded.set(line.seq, line.message.split("\n").length - 1);
+      this.expanded.add(line.seq);
+      this.noteHeights([line]);
     }
     const top = this.rowTop(i);
     const height = this.rowHeight(i);
@@ -701,6 +873,7 @@ export class LogPanel {
     }
     this.rowsEl.style.transform = `translateY(${this.rowTop(first)}px)`;
     this.rowsEl.replaceChildren(...rows);
+    if (this.wrap && this.measure()) this.schedule();
     if (missing !== null && !this.matches) this.fetchWindow(missing);
     if (this.matches && (this.follow || last >= this.matches.length - OVERSCAN)) this.loadMatches();
     if (this.pageReveal) {
@@ -738,11 +911,13 @@ export class LogPanel {
   renderLine(line, q) {
     const [first, ...rest] = line.message.split("\n");
     const expanded = this.expanded.has(line.seq);
-    const message = h("span", { class: "msg", title: expanded ? null : stripAnsi(line.message).slice(0, 2000) });
+    const message = h("span", { class: "msg", title: expanded || (this.wrap && !rest.length) ? null : stripAnsi(line.message).slice(0, MAX_UNWRAPPED) });
     if (expanded) appendAnsi(message, line.message);
-    else appendAnsi(message, first.length > 2000 ? `${first.slice(0, 2000)}…` : first);
+    else appendAnsi(message, first.length > MAX_UNWRAPPED && !this.wrap ? `${first.slice(0, MAX_UNWRAPPED)}…` : first);
     if (q) highlight(message, q);
     const fields = fieldsText(line.fields);
+    // wrapped, the fields follow the message in the text that wraps
+    const body = this.wrap ? h("span", { class: "wrapped" }, message, fields ? h("span", { class: "fd" }, `  ${fields}`) : null) : message;
     const classes = ["ll", `lv-${line.level}`];
     if (line.seq === this.selected) classes.push("selected");
     if (expanded) classes.push("expanded");
@@ -753,7 +928,7 @@ export class LogPanel {
       {
         class: classes.join(" "),
         dataset: { seq: line.seq },
-        style: expanded ? { height: `${(rest.length + 1) * ROW}px` } : null,
+        style: expanded && !this.wrap ? { height: `${(rest.length + 1) * ROW}px` } : null,
         onclick: (e) => {
           e.preventDefault(); // the line number is a link to copy; here it selects
           this.select(line.seq, this.matches ? "center" : null);
@@ -763,7 +938,7 @@ export class LogPanel {
       h("span", { class: "ts", title: line.timestamp }, clock(line.timestamp)),
       h("span", { class: "lv" }, line.level),
       h("span", { class: "lg" }, line.logger ?? ""),
-      ...this.groupParts(line, message),
+      ...this.groupParts(line, body),
       rest.length
         ? h(
             "button",
@@ -777,12 +952,13 @@ export class LogPanel {
             expanded ? "fold ▲" : `⏎ +${rest.length} lines`,
           )
         : null,
-      fields ? h("span", { class: "fd" }, fields) : null,
+      fields && !this.wrap ? h("span", { class: "fd" }, fields) : null,
     );
   }
 
-  /** The message, indented by its depth; on a group's opening line (in the
-   * full log) behind the group's toggle, its line and error counts after. */
+  /** The message (wrapped: with its fields), indented by its depth; on a
+   * group's opening line (in the full log) behind the group's toggle, its
+   * line and error counts after. */
   groupParts(line, message) {
     if (this.matches) return [message];
     const depth = Math.min(this.folds.depth(line), MAX_INDENT);
