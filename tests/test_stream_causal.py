@@ -135,6 +135,7 @@ def test_a_job_wide_stream_carries_every_step_once_in_order(server: LiveServer) 
     assert recorded[-1][0] == "job", "the job's end comes after every line"
 
 
+@pytest.mark.timeout(300)  # 6-8 s on a quiet machine; 37-70 s with the cores saturated
 @pytest.mark.parametrize("lines", ["step", "all"])
 def test_resume_after_every_50th_message_is_exact(server: LiveServer, lines: str) -> None:
     """Record a whole live run, then resume after every 50th message's id (as
