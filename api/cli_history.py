@@ -70,14 +70,15 @@ def _store(args: argparse.Namespace) -> Iterator[JobStore]:
         store.close()
 
 
-def _postgres_readmodel(location: StoreLocation) -> PostgresDatabase:
+def postgres_readmodel(location: StoreLocation) -> PostgresDatabase:
+    """The read model a CLI command shares with running servers (few connections)."""
     schema = location.postgres_params()["schema"]
     return PostgresDatabase(location.postgres_conninfo(), schema, max_size=2)
 
 
 def _live_readmodel(location: StoreLocation) -> Database:
     if location.is_postgres:
-        return _postgres_readmodel(location)
+        return postgres_readmodel(location)
     path = location.readmodel_path
     if not path.exists():
         raise Unusable(f"no read model at {path}")
@@ -160,7 +161,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     with _store(args) as store:
         location = store.location
         if location.is_postgres:
-            live = _postgres_readmodel(location)
+            live = postgres_readmodel(location)
             try:
                 position = rebuild_live(store, live)
             finally:

@@ -26,14 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from steptrail.api.cli_history import Unusable, guarded, store_location
+from steptrail.api.cli_history import Unusable, guarded, postgres_readmodel, store_location
 from steptrail.api.cli_options import add_store_args
 from steptrail.api.retention import Remover, parse_duration, reclaim
 from steptrail.domain.commands import Conflict
 from steptrail.domain.reclaim import Reclaimed
 from steptrail.domain.secrets import SecretStore
 from steptrail.domain.store import JobStore, StoreLocation
-from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
+from steptrail.projections.database import Database, SQLiteDatabase
 from steptrail.projections.integrity import open_sqlite_readmodel
 from steptrail.projections.postgres_live import ProjectorLock
 from steptrail.projections.readmodel import ReadModel, StaleBatch
@@ -95,8 +95,7 @@ def _session(args: argparse.Namespace) -> Iterator[Session]:
     secrets = SecretStore(location)
     try:
         if location.is_postgres:
-            params = location.postgres_params()
-            db = PostgresDatabase(location.postgres_conninfo(), params["schema"], max_size=2)
+            db = postgres_readmodel(location)
         elif itself:  # checked as a starting server checks it
             db = open_sqlite_readmodel(location.readmodel_path, store)
         else:  # the running server's: never set aside under it

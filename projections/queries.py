@@ -195,6 +195,12 @@ def _find_job(find: str, where: list[str], params: list[Any]) -> None:
         params += [len(prefix), prefix]
 
 
+def _step_row(cur: Cursor, step_job_id: str) -> Row | None:
+    cur.execute("SELECT * FROM steps WHERE step_job_id = ?", (step_job_id,))
+    row: Row | None = cur.fetchone()
+    return row
+
+
 class Queries:
     def __init__(self, db: Database, notifier: PositionNotifier) -> None:
         self.db = db
@@ -285,8 +291,7 @@ class Queries:
     def get_step(self, step_job_id: str) -> dict[str, Any] | None:
         with self.db.read() as cur:
             position = tracking_position(cur)
-            cur.execute("SELECT * FROM steps WHERE step_job_id = ?", (step_job_id,))
-            row = cur.fetchone()
+            row = _step_row(cur, step_job_id)
         if row is None:
             return None
         return {**step_json(row), "position": position}
@@ -298,8 +303,7 @@ class Queries:
         cursor = parse_cursor(after)
         with self.db.read() as cur:
             position = tracking_position(cur)
-            cur.execute("SELECT * FROM steps WHERE step_job_id = ?", (step_job_id,))
-            row = cur.fetchone()
+            row = _step_row(cur, step_job_id)
             if row is None:
                 return None
             page = children_page(cur, step_job_id, status, cursor, limit)
@@ -320,8 +324,7 @@ class Queries:
         self.filter_lines(where, params, min_level, q)
         with self.db.read() as cur:
             position = tracking_position(cur)
-            cur.execute("SELECT * FROM steps WHERE step_job_id = ?", (step_job_id,))
-            step = cur.fetchone()
+            step = _step_row(cur, step_job_id)
             if step is None:
                 return None
             cur.execute(

@@ -28,7 +28,9 @@ from sse_starlette.sse import AppStatus
 
 from steptrail.api.app import create_app
 from steptrail.api.runtime import Runtime, Settings
-from steptrail.domain.store import parse_store
+from steptrail.domain.store import JobStore, parse_store
+from steptrail.projections.database import Database, PostgresDatabase, SQLiteDatabase
+from steptrail.projections.rebuild import compare, rebuild_into
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBDEFS = Path(__file__).resolve().parent / "jobdefs.py"
@@ -48,6 +50,24 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def assert_live_model_is_a_rebuild(store: str | None, data_dir: Path, scratch: Path) -> None:
+    """The read model a server left equals one rebuilt from the events."""
+    location = parse_store(store, data_dir)
+    events = JobStore(location)
+    live: Database = (
+        PostgresDatabase(location.postgres_conninfo(), location.postgres_params()["schema"])
+        if location.is_postgres
+        else SQLiteDatabase(location.readmodel_path)
+    )
+    rebuilt = rebuild_into(events, scratch / "rebuilt.sqlite")
+    try:
+        assert compare(live, rebuilt) == []
+    finally:
+        live.close()
+        rebuilt.close()
+        events.close()
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

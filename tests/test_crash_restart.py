@@ -9,12 +9,10 @@ from typing import Any
 
 import httpx
 
-from steptrail.domain.store import JobStore, parse_store
-from steptrail.projections.database import SQLiteDatabase
-from steptrail.projections.rebuild import compare, rebuild_into
 from tests.conftest import (
     JSON_HEADERS,
     ServerProcess,
+    assert_live_model_is_a_rebuild,
     free_port,
     get_json,
     step_lines,
@@ -88,13 +86,4 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     finally:
         proc.stop()
 
-    location = parse_store(None, data)
-    store = JobStore(location)
-    live = SQLiteDatabase(location.readmodel_path)
-    rebuilt = rebuild_into(store, tmp_path / "rebuilt.sqlite")
-    try:
-        assert compare(live, rebuilt) == []
-    finally:
-        live.close()
-        rebuilt.close()
-        store.close()
+    assert_live_model_is_a_rebuild(None, data, tmp_path)

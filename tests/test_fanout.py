@@ -14,15 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from steptrail.domain.store import JobStore, parse_store
-from steptrail.projections.database import SQLiteDatabase
-from steptrail.projections.rebuild import compare, rebuild_into
 from tests.conftest import (
     JOBDEFS,
     JSON_HEADERS,
     ROOT,
     LiveServer,
     ServerProcess,
+    assert_live_model_is_a_rebuild,
     free_port,
     get_json,
     store_args,
@@ -254,17 +252,7 @@ def test_sigkill_mid_fan_out_then_restart_and_rebuild(
         proc.stop()
     verified = _cli(any_store, data, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    if any_store is None:
-        location = parse_store(None, data)
-        store = JobStore(location)
-        live = SQLiteDatabase(location.readmodel_path)
-        rebuilt = rebuild_into(store, tmp_path / "rebuilt.sqlite")
-        try:
-            assert compare(live, rebuilt) == []
-        finally:
-            live.close()
-            rebuilt.close()
-            store.close()
+    assert_live_model_is_a_rebuild(any_store, data, tmp_path)
 
 
 assert JOBDEFS.exists()

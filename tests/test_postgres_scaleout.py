@@ -12,10 +12,14 @@ import orjson
 import pytest
 from httpx_sse import connect_sse
 
-from steptrail.domain.store import parse_store
-from steptrail.projections.database import PostgresDatabase
-from steptrail.projections.rebuild import compare, rebuild_into
-from tests.conftest import ServerProcess, free_port, get_json, step_lines, wait_until
+from tests.conftest import (
+    ServerProcess,
+    assert_live_model_is_a_rebuild,
+    free_port,
+    get_json,
+    step_lines,
+    wait_until,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -84,21 +88,6 @@ def _final(proc: ServerProcess, job_id: str, timeout: float = 60) -> dict[str, A
     )
 
 
-def _assert_matches_rebuild(store: str, tmp_path: Path) -> None:
-    location = parse_store(store, tmp_path)
-    from steptrail.domain.store import JobStore
-
-    events = JobStore(location)
-    live = PostgresDatabase(location.postgres_conninfo(), location.postgres_params()["schema"])
-    rebuilt = rebuild_into(events, tmp_path / "rebuilt.sqlite")
-    try:
-        assert compare(live, rebuilt) == []
-    finally:
-        live.close()
-        rebuilt.close()
-        events.close()
-
-
 def test_two_apis_and_two_workers_run_every_job_once(cluster: Cluster, tmp_path: Path) -> None:
     a, b = cluster.api(), cluster.api()
     cluster.worker()
@@ -144,7 +133,7 @@ def test_two_apis_and_two_workers_run_every_job_once(cluster: Cluster, tmp_path:
     assert len(workers) == 2, "both workers took jobs"
     _final(a, watched)
     cluster.stop()
-    _assert_matches_rebuild(cluster.store, tmp_path)
+    assert_live_model_is_a_rebuild(cluster.store, tmp_path, tmp_path)
 
 
 def test_a_killed_worker_is_detected_and_the_step_retried(cluster: Cluster) -> None:
@@ -200,4 +189,4 @@ def test_killing_the_projecting_process_hands_the_projection_over(
     assert _seqs(standby, step["id"]) == list(range(1, 401))
     assert step["counts"]["total"] == 400
     cluster.stop()
-    _assert_matches_rebuild(cluster.store, tmp_path)
+    assert_live_model_is_a_rebuild(cluster.store, tmp_path, tmp_path)
