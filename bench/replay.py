@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from steptrail.domain.aggregates import LEVELS, Manager, StepJob
 from steptrail.domain.store import JobStore, StoreLocation
+from steptrail.domain.vocabulary import LineField as F
 from steptrail.projections.database import SQLiteDatabase
 from steptrail.projections.history import select_job_events
 from steptrail.projections.notifier import PositionNotifier
@@ -125,8 +126,19 @@ def line_rows(store: JobStore) -> list[tuple[object, ...]]:
             if isinstance(e, StepJob.StepLogged):
                 step_job_id = str(e.originator_id)
                 rows += [
-                    (line_id(position, i), step_job_id, s, t, LEVEL_NUMBERS[lv], lg, m, f, position)
-                    for i, (s, t, lv, lg, m, f) in enumerate(orjson.loads(e.lines_json))
+                    (
+                        line_id(position, i),
+                        step_job_id,
+                        x[F.SEQ],
+                        x[F.TS],
+                        LEVEL_NUMBERS[x[F.LEVEL]],
+                        x[F.LOGGER],
+                        x[F.MESSAGE],
+                        x[F.FIELDS],
+                        x[F.GROUP],
+                        position,
+                    )
+                    for i, x in enumerate(orjson.loads(e.lines_json))
                 ]
     return rows
 
