@@ -397,6 +397,31 @@ FANOUT = JobDefinition.of(
 )
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this exception raises")
+
+
+def hostile_child(ctx: StepContext, item: int) -> object:
+    """Careless children: a result that is not JSON, an exception whose str()
+    raises, sys.exit, NaN progress; then two that behave."""
+    if item == 0:
+        return {1, 2}
+    if item == 1:
+        raise _Unprintable()
+    if item == 2:
+        sys.exit(3)
+    ctx.progress(float("nan"), 10)
+    ctx.log.info("child %d is fine", item)
+    return item
+
+
+def fan_out_hostile(ctx: StepContext) -> None:
+    ctx.map(hostile_child, range(5), concurrency=2)
+
+
+FANOUT_HOSTILE = JobDefinition.of("fanout-hostile", [fan_out_hostile, done])
+
 GROUP_SECRET = "::group::s3cret"  # a secret that reads as a group command
 
 

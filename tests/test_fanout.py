@@ -176,6 +176,25 @@ def test_cancel_ends_every_child(any_server: LiveServer) -> None:
     assert page["step"]["status"] == "cancelled"
 
 
+def test_careless_children_fail_alone_and_the_step_names_them(any_server: LiveServer) -> None:
+    """A result that is not JSON, an exception whose str() raises, sys.exit:
+    each fails its own child; NaN progress is refused with a warning; the
+    others succeed, and the roll-up still equals the sum over the children."""
+    job = any_server.wait_job(any_server.submit("fanout-hostile")["id"], ("failed",))
+    assert "3 of 5 children failed" in job["error"]
+    step = job["steps"][0]
+    page = assert_exact(any_server.base_url, step["id"])
+    by_index = {c["index"]: c for c in page["children"]}
+    assert [by_index[i]["status"] for i in range(5)] == ["failed"] * 3 + ["succeeded"] * 2
+    assert "not a JSON value" in by_index[0]["error"]
+    assert "str() raised RuntimeError" in by_index[1]["error"]
+    assert by_index[2]["error"] == "SystemExit: 3"
+    for i in (3, 4):
+        lines = any_server.client.get(f"/api/steps/{by_index[i]['id']}/logs").json()["lines"]
+        assert [x["level"] for x in lines] == ["WARNING", "INFO"], lines
+        assert lines[1]["message"] == f"child {i} is fine"
+
+
 def test_a_lambda_is_refused_at_map_time() -> None:
     from steptrail.domain.fanout import function_ref
 
