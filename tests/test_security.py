@@ -128,6 +128,10 @@ def test_cross_site_requests_are_refused_and_write_nothing(any_store: LiveServer
         )
         assert r.status_code == status, f"{what}: {r.text}"
         assert_error(r, status, code or "unsupported_media_type")
+    # A foreign page cannot delete a job either, with or without a JSON type.
+    for headers in ({"Origin": EVIL}, {"Origin": EVIL, **JSON_HEADERS}, {"Origin": "null"}):
+        r = httpx.delete(f"{server.base_url}/api/jobs/{failed['id']}", headers=headers)
+        assert_error(r, 403, "cross_origin")
     assert position(server) == before, "a refused request wrote to the store"
     assert [j["id"] for j in server.client.get("/api/jobs").json()["jobs"]] == [failed["id"]]
     assert server.job(failed["id"])["status"] == "failed"
